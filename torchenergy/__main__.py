@@ -1,0 +1,6 @@
+"""``python -m torchenergy``: the command line (see :mod:`torchenergy.cli`)."""
+
+from torchenergy.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

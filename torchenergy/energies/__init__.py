@@ -1,0 +1,21 @@
+"""Energies ``E(x)``: the autograd entry point, analytic targets, neural nets and composition."""
+
+from torchenergy.energies.base import Energy, energy_and_grad, grad_energy
+from torchenergy.energies.composition import (
+    HardConstraint,
+    PenaltyConstraint,
+    ScaledEnergy,
+    SumEnergy,
+    TemperedEnergy,
+)
+
+__all__ = [
+    "Energy",
+    "HardConstraint",
+    "PenaltyConstraint",
+    "ScaledEnergy",
+    "SumEnergy",
+    "TemperedEnergy",
+    "energy_and_grad",
+    "grad_energy",
+]

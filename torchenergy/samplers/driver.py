@@ -1,0 +1,155 @@
+"""The one driver every sampler runs through: burn-in, thinning, tracing, statistics, progress.
+
+Statistics stay tensors during the run (no host synchronisation per step); divergence of an
+unadjusted kernel is checked once at the end and reported, never returned as silent NaNs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from torchenergy._checks import check_positive_int, check_tensor
+from torchenergy.samplers.base import DivergenceError
+from torchenergy.types import Generator
+
+__all__ = ["ChainResult", "run_chain"]
+
+
+class ChainResult(NamedTuple):
+    """What :func:`run_chain` returns.
+
+    Attributes:
+        x: final states, (C, *D).
+        trace: recorded states, (T // thin, C, *D), or None when not traced.
+        energy_trace: recorded energies, (T // thin, C), when traced and the state has them.
+        state: the final kernel state (resume with ``run_chain(sampler, state, ...)``).
+        accept_rate: mean acceptance over the ``n_steps`` post-burn-in steps, (C,).
+        mean_accept_prob: mean Metropolis acceptance probability over those steps, (C,).
+        n_nonfinite: rejected non-finite proposals per chain over all steps, (C,) long.
+        diverged: chains an unadjusted kernel had to hold at a non-finite value, (C,) bool.
+    """
+
+    x: Tensor
+    trace: Tensor | None
+    energy_trace: Tensor | None
+    state: Any
+    accept_rate: Tensor
+    mean_accept_prob: Tensor
+    n_nonfinite: Tensor
+    diverged: Tensor
+
+
+def _progress(iterable: range, enabled: bool) -> Any:
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - optional
+        return iterable
+    return tqdm(iterable, desc="sampling", leave=False)
+
+
+def run_chain(
+    sampler: Any,
+    x0: Any,
+    n_steps: int,
+    *,
+    burn_in: int = 0,
+    thin: int = 1,
+    trace: bool | None = None,
+    generator: Generator = None,
+    progress: bool = False,
+    on_divergence: str = "raise",
+) -> ChainResult:
+    """Run ``burn_in + n_steps`` transitions of ``sampler`` from ``x0``.
+
+    Shapes: ``x0`` (C, *D) (or a State from a previous run); ``trace`` (n_steps // thin, C, *D).
+
+    Args:
+        sampler: any object with ``init(x)`` and ``step(state, *, generator)``.
+        x0: initial points (C, *D), or a kernel State to resume from.
+        n_steps: number of recorded-phase transitions (>= 0).
+        burn_in: transitions run first and not recorded.
+        thin: keep every ``thin``-th state of the recorded phase.
+        trace: record states (and energies, when the State carries ``energy``).
+        generator: the random stream; the same seed gives the same chains.
+        progress: show a progress bar (tqdm) when installed.
+        on_divergence: ``"raise"`` (default) raises :class:`DivergenceError` when an unadjusted
+            chain produced non-finite values; ``"warn"`` warns and returns the held states.
+
+    Returns:
+        :class:`ChainResult`.
+
+    Example:
+        >>> from torchenergy.energies import HarmonicEnergy
+        >>> from torchenergy.samplers import MALA
+        >>> res = run_chain(MALA(HarmonicEnergy(), 0.1), torch.zeros(4, 2), 10, trace=True)
+        >>> tuple(res.trace.shape)
+        (10, 4, 2)
+    """
+    check_positive_int("n_steps", n_steps, allow_zero=True)
+    check_positive_int("burn_in", burn_in, allow_zero=True)
+    check_positive_int("thin", thin)
+    if on_divergence not in ("raise", "warn"):
+        raise ValueError(f"on_divergence must be 'raise' or 'warn', got {on_divergence!r}")
+
+    if isinstance(x0, Tensor):
+        check_tensor("x0", x0, min_dim=1, floating=True)
+        state = sampler.init(x0)
+    elif hasattr(x0, "x"):
+        state = x0
+    else:
+        raise TypeError(f"x0 must be a tensor (C, *D) or a sampler State, got {type(x0).__name__}")
+    x = state.x
+    n_chains = x.shape[0]
+    device = x.device
+
+    accepted = torch.zeros(n_chains, device=device, dtype=x.dtype)
+    accept_prob = torch.zeros(n_chains, device=device, dtype=x.dtype)
+    n_nonfinite = torch.zeros(n_chains, device=device, dtype=torch.long)
+    first_div = torch.full((n_chains,), -1, device=device, dtype=torch.long)
+    n_rec = n_steps // thin
+    xs: list[Tensor] = []
+    es: list[Tensor] = []
+    has_energy = hasattr(state, "energy")
+
+    total = burn_in + n_steps
+    for t in _progress(range(total), progress):
+        state, info = sampler.step(state, generator=generator)
+        n_nonfinite += info.nonfinite.long()
+        newly = info.diverged & (first_div < 0)
+        first_div = torch.where(newly, torch.full_like(first_div, t), first_div)
+        if t >= burn_in:
+            accepted += info.accepted.to(x.dtype)
+            accept_prob += info.accept_prob.to(x.dtype)
+            k = t - burn_in + 1
+            if trace and k % thin == 0 and len(xs) < n_rec:
+                xs.append(state.x)
+                if has_energy:
+                    es.append(state.energy)
+
+    diverged = first_div >= 0
+    if bool(diverged.any()):
+        idx = torch.nonzero(diverged).flatten()
+        err = DivergenceError(int(idx.numel()), n_chains, int(first_div[idx].min()), idx.cpu())
+        if on_divergence == "raise":
+            raise err
+        warnings.warn(str(err), RuntimeWarning, stacklevel=2)
+
+    denom = max(n_steps, 1)
+    if trace:
+        trace_x = torch.stack(xs) if xs else state.x.new_empty((0, *state.x.shape))
+    return ChainResult(
+        x=state.x,
+        trace=trace_x if trace else None,
+        energy_trace=torch.stack(es) if (trace and has_energy and es) else None,
+        state=state,
+        accept_rate=accepted / denom,
+        mean_accept_prob=accept_prob / denom,
+        n_nonfinite=n_nonfinite,
+        diverged=diverged,
+    )
