@@ -1,5 +1,14 @@
 """Energies ``E(x)``: the autograd entry point, analytic targets, neural nets and composition."""
 
+from torchenergy.energies.analytic import (
+    AckleyEnergy,
+    DoubleWellEnergy,
+    GaussianEnergy,
+    GaussianMixtureEnergy,
+    HarmonicEnergy,
+    RastriginEnergy,
+    RosenbrockEnergy,
+)
 from torchenergy.energies.base import Energy, energy_and_grad, grad_energy
 from torchenergy.energies.composition import (
     HardConstraint,
@@ -10,9 +19,16 @@ from torchenergy.energies.composition import (
 )
 
 __all__ = [
+    "AckleyEnergy",
+    "DoubleWellEnergy",
     "Energy",
+    "GaussianEnergy",
+    "GaussianMixtureEnergy",
     "HardConstraint",
+    "HarmonicEnergy",
     "PenaltyConstraint",
+    "RastriginEnergy",
+    "RosenbrockEnergy",
     "ScaledEnergy",
     "SumEnergy",
     "TemperedEnergy",
