@@ -17,15 +17,18 @@ from torchenergy.energies.composition import (
     SumEnergy,
     TemperedEnergy,
 )
+from torchenergy.energies.neural import ConvEnergy, MLPEnergy
 
 __all__ = [
     "AckleyEnergy",
+    "ConvEnergy",
     "DoubleWellEnergy",
     "Energy",
     "GaussianEnergy",
     "GaussianMixtureEnergy",
     "HardConstraint",
     "HarmonicEnergy",
+    "MLPEnergy",
     "PenaltyConstraint",
     "RastriginEnergy",
     "RosenbrockEnergy",
