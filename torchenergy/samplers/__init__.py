@@ -6,7 +6,9 @@ Run any of them with :func:`run_chain`.
 """
 
 from torchenergy.samplers._common import GradState, where_chains
+from torchenergy.samplers.annealed import AnnealedLangevin, AnnealedState, geometric_schedule
 from torchenergy.samplers.base import BaseInfo, DivergenceError, Sampler, unadjusted_info
+from torchenergy.samplers.descent import GradientDescent, Nesterov, NesterovState
 from torchenergy.samplers.driver import ChainResult, run_chain
 from torchenergy.samplers.hmc import HMC
 from torchenergy.samplers.integrators import (
@@ -22,14 +24,20 @@ from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
 __all__ = [
     "HMC",
     "MALA",
+    "AnnealedLangevin",
+    "AnnealedState",
     "BaseInfo",
     "ChainResult",
     "DivergenceError",
     "GradState",
+    "GradientDescent",
     "Langevin",
     "LeapfrogResult",
     "MetropolisResult",
+    "Nesterov",
+    "NesterovState",
     "Sampler",
+    "geometric_schedule",
     "kinetic_energy",
     "langevin_proposal",
     "leapfrog",
