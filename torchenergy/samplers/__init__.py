@@ -1,6 +1,42 @@
-"""MCMC samplers: functional ``init``/``step`` kernels, one driver, adaptation, buffers."""
+"""MCMC samplers: functional ``init``/``step`` kernels, one driver, adaptation, buffers.
 
+Every sampler is a frozen dataclass whose first field is ``energy_fn``; ``init(x) -> State``,
+``step(state, *, generator=None) -> (State, Info)``, ``sample(x0, n_steps, *, generator=None)``.
+Run any of them with :func:`run_chain`.
+"""
+
+from torchenergy.samplers._common import GradState, where_chains
 from torchenergy.samplers.base import BaseInfo, DivergenceError, Sampler, unadjusted_info
 from torchenergy.samplers.driver import ChainResult, run_chain
+from torchenergy.samplers.hmc import HMC
+from torchenergy.samplers.integrators import (
+    LeapfrogResult,
+    kinetic_energy,
+    leapfrog,
+    sample_momentum,
+)
+from torchenergy.samplers.langevin import Langevin, langevin_proposal
+from torchenergy.samplers.mala import MALA, mala_log_proposal
+from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
 
-__all__ = ["BaseInfo", "ChainResult", "DivergenceError", "Sampler", "run_chain", "unadjusted_info"]
+__all__ = [
+    "HMC",
+    "MALA",
+    "BaseInfo",
+    "ChainResult",
+    "DivergenceError",
+    "GradState",
+    "Langevin",
+    "LeapfrogResult",
+    "MetropolisResult",
+    "Sampler",
+    "kinetic_energy",
+    "langevin_proposal",
+    "leapfrog",
+    "mala_log_proposal",
+    "metropolis_accept",
+    "run_chain",
+    "sample_momentum",
+    "unadjusted_info",
+    "where_chains",
+]
