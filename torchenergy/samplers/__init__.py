@@ -28,6 +28,12 @@ from torchenergy.samplers.integrators import (
 from torchenergy.samplers.langevin import Langevin, langevin_proposal
 from torchenergy.samplers.mala import MALA, mala_log_proposal
 from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
+from torchenergy.samplers.tempering import (
+    ParallelTempering,
+    TemperingInfo,
+    TemperingState,
+    geometric_ladder,
+)
 
 __all__ = [
     "HMC",
@@ -42,11 +48,15 @@ __all__ = [
     "Langevin",
     "LeapfrogResult",
     "MetropolisResult",
+    "ParallelTempering",
     "ReplayBuffer",
     "Sampler",
+    "TemperingInfo",
+    "TemperingState",
     "Welford",
     "WelfordState",
     "adapt",
+    "geometric_ladder",
     "kinetic_energy",
     "langevin_proposal",
     "leapfrog",
