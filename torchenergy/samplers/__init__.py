@@ -15,8 +15,10 @@ from torchenergy.samplers.adaptation import (
     adapt,
     warmup_windows,
 )
+from torchenergy.samplers.annealed import AnnealedLangevin, AnnealedState, geometric_schedule
 from torchenergy.samplers.base import BaseInfo, DivergenceError, Sampler, unadjusted_info
 from torchenergy.samplers.buffer import ReplayBuffer, sample_distribution
+from torchenergy.samplers.descent import GradientDescent, Nesterov, NesterovState
 from torchenergy.samplers.driver import ChainResult, run_chain
 from torchenergy.samplers.hmc import HMC
 from torchenergy.samplers.integrators import (
@@ -39,15 +41,20 @@ __all__ = [
     "HMC",
     "MALA",
     "AdaptResult",
+    "AnnealedLangevin",
+    "AnnealedState",
     "BaseInfo",
     "ChainResult",
     "DivergenceError",
     "DualAveraging",
     "DualAveragingState",
     "GradState",
+    "GradientDescent",
     "Langevin",
     "LeapfrogResult",
     "MetropolisResult",
+    "Nesterov",
+    "NesterovState",
     "ParallelTempering",
     "ReplayBuffer",
     "Sampler",
@@ -57,6 +64,7 @@ __all__ = [
     "WelfordState",
     "adapt",
     "geometric_ladder",
+    "geometric_schedule",
     "kinetic_energy",
     "langevin_proposal",
     "leapfrog",
