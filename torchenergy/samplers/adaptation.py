@@ -257,7 +257,8 @@ class AdaptResult(NamedTuple):
 
 
 def _default_target(sampler: Any) -> float:
-    return 0.65 if hasattr(sampler, "n_leapfrog") else 0.574
+    inner = getattr(sampler, "kernel", sampler)  # parallel tempering: the kernel inside
+    return 0.65 if hasattr(inner, "n_leapfrog") else 0.574
 
 
 def adapt(
@@ -276,6 +277,11 @@ def adapt(
     generator: Generator = None,
 ) -> AdaptResult:
     """Warm up ``sampler`` from ``x0`` (C, *D) for ``n_warmup`` steps, tuning ε (and the mass).
+
+    For :class:`~torchenergy.samplers.ParallelTempering` (a sampler with a
+    ``replica_step_sizes`` field) one step size per replica is tuned, each to the target
+    acceptance of its own replica (``Info.replica_accept_prob`` pooled over chains); the result
+    has ``replica_step_sizes`` of shape (R,).
 
     Step size: dual averaging to ``target_accept`` on the kernels' ``Info.accept_prob``, pooled
     over chains (one float) or per chain (a (C,) tensor). Mass (samplers with an
@@ -315,6 +321,15 @@ def adapt(
             f"sampler must be a frozen-dataclass kernel with init/step, got {type(sampler).__name__}"
         )
     names = {f.name for f in dataclasses.fields(sampler)}
+    if "replica_step_sizes" in names:
+        if per_chain or adapt_mass:
+            raise ValueError(
+                "parallel tempering adapts one step size per replica (pooled over chains) and "
+                f"no mass matrix; got per_chain={per_chain}, adapt_mass={adapt_mass}"
+            )
+        return _adapt_replicas(
+            sampler, x0, n_warmup, target_accept, dual_averaging, adapt_step_size, generator
+        )
     if adapt_step_size and "step_size" not in names:
         raise ValueError(
             f"{type(sampler).__name__} has no step_size field to adapt (fields: {sorted(names)})"
@@ -382,3 +397,28 @@ def adapt(
         final: float | Tensor = eps.to(device=x.device, dtype=x.dtype) if per_chain else float(eps)
         current = dataclasses.replace(current, step_size=final)
     return AdaptResult(current, state)
+
+
+def _adapt_replicas(
+    sampler: Any,
+    x0: Any,
+    n_warmup: int,
+    target_accept: float | None,
+    dual_averaging: DualAveraging | None,
+    adapt_step_size: bool,
+    generator: Generator,
+) -> AdaptResult:
+    """Per-replica dual averaging for parallel tempering: state (R,), one target for all."""
+    delta = _default_target(sampler) if target_accept is None else target_accept
+    da_cfg = dataclasses.replace(dual_averaging or DualAveraging(), target_accept=delta)
+    state = sampler.init(x0) if isinstance(x0, Tensor) else x0
+    if not adapt_step_size or n_warmup == 0:
+        return AdaptResult(sampler, state)
+    da = da_cfg.init(sampler.current_replica_step_sizes())
+    current = sampler
+    for _ in range(n_warmup):
+        current = dataclasses.replace(current, replica_step_sizes=DualAveraging.step_size(da))
+        state, info = current.step(state, generator=generator)
+        da = da_cfg.update(da, info.replica_accept_prob.mean(1))
+    final = DualAveraging.final_step_size(da)
+    return AdaptResult(dataclasses.replace(current, replica_step_sizes=final), state)

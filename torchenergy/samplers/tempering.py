@@ -207,6 +207,19 @@ class ParallelTempering(Sampler):
         """R, the number of temperatures."""
         return int(self._temps.numel())
 
+    def current_replica_step_sizes(self) -> Tensor:
+        """The step size of each replica, (R,) float64: ``replica_step_sizes`` when given, else
+        the kernel's scalar ``step_size · T_r^step_scaling``."""
+        if self.replica_step_sizes is not None:
+            return torch.as_tensor(self.replica_step_sizes, dtype=torch.float64).detach().cpu()
+        base = getattr(self.kernel, "step_size", None)
+        if base is None or (isinstance(base, Tensor) and base.numel() != 1):
+            raise ValueError(
+                "per-replica step sizes need replica_step_sizes or a kernel with a scalar "
+                f"step_size, got {type(self.kernel).__name__} with step_size {base!r}"
+            )
+        return float(base) * self._temps.pow(self.step_scaling)
+
     # the inner kernel over R*C chains ------------------------------------------------------
     def _chain_temps(self, n_chains: int, like: Tensor) -> Tensor:
         return self._temps.to(device=like.device, dtype=like.dtype).repeat_interleave(n_chains)
