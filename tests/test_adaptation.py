@@ -221,9 +221,9 @@ def test_parallel_tempering_gets_one_tuned_step_size_per_replica():
     for _ in range(200):
         state, info = tuned.step(state, generator=g)
         acc.append(info.replica_accept_prob)
-    per_chain = torch.stack(acc).mean(0)  # (R, C): independent chains per replica
-    rate = per_chain.mean(1)
-    mcse = per_chain.std(1) / math.sqrt(c)
+    per_chain = torch.stack(acc).mean(0)  # (C, R): independent chains per replica
+    rate = per_chain.mean(0)
+    mcse = per_chain.std(0) / math.sqrt(c)
     assert torch.all((rate - 0.574).abs() <= ADAPT_TOL + 4 * mcse), (rate, mcse)
     with pytest.raises(ValueError, match="per replica"):
         adapt(pt, x0, 10, per_chain=True)

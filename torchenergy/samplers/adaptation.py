@@ -417,8 +417,9 @@ def _adapt_replicas(
     da = da_cfg.init(sampler.current_replica_step_sizes())
     current = sampler
     for _ in range(n_warmup):
-        current = dataclasses.replace(current, replica_step_sizes=DualAveraging.step_size(da))
+        eps = DualAveraging.step_size(da)
+        current = dataclasses.replace(current, replica_step_sizes=eps, step_size=None)
         state, info = current.step(state, generator=generator)
-        da = da_cfg.update(da, info.replica_accept_prob.mean(1))
+        da = da_cfg.update(da, info.replica_accept_prob.mean(0))  # (C, R) -> (R,)
     final = DualAveraging.final_step_size(da)
     return AdaptResult(dataclasses.replace(current, replica_step_sizes=final), state)
