@@ -190,3 +190,19 @@ def test_gradient_evaluation_counts():
         for _ in range(10):
             state, _ = s.step(state, generator=g)
         assert energy.calls == 1 + 10 * per_step, (type(s).__name__, energy.calls)
+
+
+def test_finite_chains_flags_each_kind_of_nonfinite_value():
+    from torchenergy.samplers._common import finite_chains
+
+    x = torch.zeros(5, 1, 2, 2, dtype=F64)
+    e = torch.zeros(5, dtype=F64)
+    g = torch.zeros(5, 1, 2, 2, dtype=F64)
+    x[1, 0, 1, 1] = float("nan")
+    g[2, 0, 0, 1] = float("inf")
+    e[3] = -float("inf")
+    x[4, 0, 0, 0], g[4, 0, 0, 0] = float("inf"), -float("inf")  # inf − inf must still be caught
+    assert finite_chains(x, e, g).tolist() == [True, False, False, False, False]
+    other = torch.zeros(5, 3, dtype=F64)  # a different event shape is reduced separately
+    other[0, 2] = float("nan")
+    assert finite_chains(x, e, other).tolist() == [False, False, True, False, False]
