@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from torchenergy.energies import Energy
-from torchenergy.samplers import HMC, MALA
+from torchenergy.samplers import HMC, MALA, Langevin
 from torchenergy.samplers.adaptation import (
     DualAveraging,
     Welford,
@@ -201,6 +201,8 @@ def test_adapt_bad_input():
         adapt(NoStep(target), x0, 10)
     with pytest.raises(ValueError, match="n_warmup"):
         adapt(MALA(target, 0.1), x0, -1)
+    with pytest.warns(RuntimeWarning, match="unadjusted"):
+        adapt(Langevin(target, 0.01), x0, 20)
 
 
 def test_parallel_tempering_gets_one_tuned_step_size_per_replica():

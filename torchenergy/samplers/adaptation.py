@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -291,6 +292,9 @@ def adapt(
 
     Shapes: ``x0`` (C, *D) (or a State); returned step size float or (C,); inverse mass ``D``.
 
+    Only Metropolis-adjusted kernels have an acceptance rate to aim at; adapting an unadjusted
+    one (every ``accept_prob`` 1) warns.
+
     Args:
         sampler: a frozen-dataclass kernel with a ``step_size`` field (MALA, HMC, ...).
         x0: initial points (C, *D) or a kernel State.
@@ -376,12 +380,14 @@ def adapt(
     wstate = welford.init(x)
 
     current = sampler
+    always_accepted = torch.ones((), dtype=torch.bool, device=x.device)
     for t in range(n_warmup):
         if da is not None:
             current = dataclasses.replace(current, step_size=as_step(DualAveraging.step_size(da)))
         state, info = current.step(state, generator=generator)
         if da is not None:
             da = da_cfg.update(da, info.accept_prob)
+            always_accepted = always_accepted & (info.accept_prob == 1).all()
         if slow[0] <= t < slow[1]:
             wstate = welford.update(wstate, state.x)
         if (t + 1) in ends:
@@ -393,6 +399,15 @@ def adapt(
                 da = da_cfg.init(DualAveraging.step_size(da))
 
     if da is not None and n_warmup > 0:
+        if bool(always_accepted):
+            warnings.warn(
+                f"{type(sampler).__name__} accepted every proposal during the {n_warmup} warm-up "
+                "steps (accept_prob == 1): an unadjusted kernel (Langevin, gradient descent) "
+                "gives dual averaging nothing to aim at, and the step size only grows. Adapt a "
+                "Metropolis-adjusted kernel (MALA, HMC) instead.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         eps = DualAveraging.final_step_size(da)
         final: float | Tensor = eps.to(device=x.device, dtype=x.dtype) if per_chain else float(eps)
         current = dataclasses.replace(current, step_size=final)
