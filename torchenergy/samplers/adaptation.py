@@ -279,16 +279,16 @@ def adapt(
 ) -> AdaptResult:
     """Warm up ``sampler`` from ``x0`` (C, *D) for ``n_warmup`` steps, tuning ε (and the mass).
 
-    For :class:`~torchenergy.samplers.ParallelTempering` (a sampler with a
-    ``replica_step_sizes`` field) one step size per replica is tuned, each to the target
-    acceptance of its own replica (``Info.replica_accept_prob`` pooled over chains); the result
-    has ``replica_step_sizes`` of shape (R,).
-
     Step size: dual averaging to ``target_accept`` on the kernels' ``Info.accept_prob``, pooled
     over chains (one float) or per chain (a (C,) tensor). Mass (samplers with an
     ``inverse_mass`` field, e.g. HMC): the pooled Welford variance of the draws in Stan's slow
     windows (:func:`warmup_windows`) becomes the diagonal inverse mass (shape ``D``); after
     each window the dual averaging restarts from the current step size.
+
+    For :class:`~torchenergy.samplers.ParallelTempering` (a sampler with a
+    ``replica_step_sizes`` field) one step size per replica is tuned, each to the target
+    acceptance of its own replica (``Info.replica_accept_prob`` pooled over chains); the result
+    has ``replica_step_sizes`` of shape (R,).
 
     Shapes: ``x0`` (C, *D) (or a State); returned step size float or (C,); inverse mass ``D``.
 
