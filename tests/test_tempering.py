@@ -261,3 +261,13 @@ def test_bad_input():
         bad_c.init(torch.zeros(4, 2))
     with pytest.raises(TypeError, match="energy_fn"):
         ParallelTempering(None, MALA(Quad(), 0.1), [1.0, 2.0])
+
+
+def test_single_temperature_is_exactly_the_kernel():
+    """R = 1: no swaps, and the chains equal the inner kernel's draw for draw."""
+    x0 = torch.randn(5, 2, dtype=torch.float64, generator=gen(20))
+    pt = ParallelTempering(Quad(), MALA(Quad(), 0.3), [1.0])
+    a = run_chain(pt, x0, 20, trace=True, generator=gen(21))
+    b = run_chain(MALA(Quad(), 0.3), x0, 20, trace=True, generator=gen(21))
+    assert torch.equal(a.trace, b.trace) and torch.equal(a.energy_trace, b.energy_trace)
+    assert torch.equal(a.accept_rate, b.accept_rate)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from torchenergy._checks import check_energy_shape, check_positive, check_positive_int
@@ -127,6 +128,17 @@ class TemperingInfo(NamedTuple):
     swap_prob: Tensor
     swap_proposed: Tensor
     swapped: Tensor
+
+
+class _Layout(NamedTuple):
+    """Per-C cache: the inner kernel and the index/temperature tensors of the C·R batch."""
+
+    inner: Any
+    t_chain: Tensor  # (C·R,) chain-major temperatures
+    dbeta: Tensor  # (R − 1,) β_i − β_{i+1}
+    pair_parity: Tensor  # (R − 1,) i mod 2
+    replica: Tensor  # (R,) 0..R−1
+    offset: Tensor  # (C, 1) c·R
 
 
 def _as_temperatures(temperatures: Any) -> Tensor:
@@ -288,6 +300,10 @@ class ParallelTempering(Sampler):
 
     def inner_sampler(self, n_chains: int, like: Tensor) -> Any:
         """The inner kernel over ``n_chains · R`` chains on the per-chain tempered energy."""
+        return self._layout(n_chains, like).inner
+
+    def _layout(self, n_chains: int, like: Tensor) -> _Layout:
+        """The inner kernel and the index/temperature tensors for C chains (cached per C)."""
         key = (n_chains, like.device, like.dtype)
         cached = self._cache.get(key)
         if cached is not None:
@@ -308,8 +324,19 @@ class ParallelTempering(Sampler):
         step = self._inner_step(n_chains, like)
         if step is not None:
             inner = dataclasses.replace(inner, step_size=step)
-        self._cache[key] = inner
-        return inner
+        r = self.n_replicas
+        temps = self._temps.to(device=like.device, dtype=like.dtype)
+        beta = 1.0 / temps
+        layout = _Layout(
+            inner=inner,
+            t_chain=t_chain,
+            dbeta=beta[:-1] - beta[1:],
+            pair_parity=torch.arange(max(r - 1, 0), device=like.device) % 2,
+            replica=torch.arange(r, device=like.device),
+            offset=torch.arange(n_chains, device=like.device).unsqueeze(1) * r,
+        )
+        self._cache[key] = layout
+        return layout
 
     def _raw_energy(self, inner_state: Any, t_chain: Tensor) -> Tensor:
         """Untempered energies of all C·R chains: from the cache ``E/T`` when the state has it."""
@@ -330,12 +357,23 @@ class ParallelTempering(Sampler):
             )
         )
 
-    def _pack(self, inner: Any, energy: Tensor, step: Tensor, attempts: Tensor, accepts: Tensor):
+    def _pack(
+        self,
+        inner: Any,
+        energy: Tensor,
+        step: Tensor,
+        attempts: Tensor,
+        accepts: Tensor,
+        *,
+        check: bool = True,
+    ) -> Any:
         c = energy.shape[0]
         st = tempering_state_type(type(inner))
         fields = []
         for name, v in zip(st._inner_fields, inner):
-            if not isinstance(v, Tensor) or v.dim() < 1 or v.shape[0] != c * self.n_replicas:
+            if check and (
+                not isinstance(v, Tensor) or v.dim() < 1 or v.shape[0] != c * self.n_replicas
+            ):
                 got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
                 raise TypeError(
                     f"the kernel's state field {name!r} must be a per-chain tensor with leading "
@@ -371,35 +409,28 @@ class ParallelTempering(Sampler):
         """One inner-kernel transition of every replica, then one round of neighbour swaps."""
         r = self.n_replicas
         c = state.x.shape[0]
-        inner, info = self.inner_sampler(c, state.x).step(
-            self.inner_state(state), generator=generator
-        )
-        t_chain = self._chain_temps(c, inner.x)
-        energy = self._raw_energy(inner, t_chain).reshape(c, r)
+        lay = self._layout(c, state.x)
+        inner, info = lay.inner.step(self.inner_state(state), generator=generator)
+        energy = self._raw_energy(inner, lay.t_chain).reshape(c, r)
 
         # neighbour swaps (even or odd round), all decided with tensors
         step = state.step + 1  # (C,)
-        beta = 1.0 / self._temps.to(device=energy.device, dtype=energy.dtype)
-        pair = torch.arange(max(r - 1, 0), device=energy.device)
         round_parity = torch.div(step - 1, self.swap_every, rounding_mode="floor") % 2
-        proposed = (pair % 2 == round_parity.unsqueeze(1)) & (
-            step % self.swap_every == 0
-        ).unsqueeze(1)  # (C, R - 1)
+        due = (step % self.swap_every == 0).unsqueeze(1)
+        proposed = (lay.pair_parity == round_parity.unsqueeze(1)) & due  # (C, R - 1)
         e_lo, e_hi = energy[:, :-1], energy[:, 1:]
-        log_ratio = self.swap_log_ratio(beta, e_lo, e_hi)
+        log_ratio = self.swap_log_ratio(lay.dbeta, e_lo, e_hi)
         finite = torch.isfinite(e_lo) & torch.isfinite(e_hi)
         mh = metropolis_accept(log_ratio, finite, generator=generator)
         swapped = mh.accepted & proposed
 
-        # permutation: replica k takes the state of its partner when its pair swapped
-        src = torch.arange(r, device=energy.device).expand(c, r)
-        down = torch.zeros(c, r, dtype=torch.bool, device=energy.device)  # k <- k+1
-        up = torch.zeros(c, r, dtype=torch.bool, device=energy.device)  # k <- k-1
-        down[:, :-1] = swapped
-        up[:, 1:] = swapped
-        src = src + down.long() - up.long()
-        new_inner = self._permute(inner, src, t_chain, c, r)
-        new_energy = torch.gather(energy, 1, src)
+        # permutation: replica k takes the state of replica k+1 (k-1) when pair (k, k+1)
+        # ((k-1, k)) swapped; pairs proposed together are disjoint
+        sw = swapped.long()
+        src = lay.replica + F.pad(sw, (0, 1)) - F.pad(sw, (1, 0))  # (C, R)
+        flat = (lay.offset + src).reshape(-1)  # (C·R,) source chain of every inner chain
+        new_inner = self._permute(inner, flat, lay.t_chain)
+        new_energy = energy.reshape(-1).index_select(0, flat).reshape(c, r)
 
         acc = info.accept_prob.reshape(c, r)
         new_state = self._pack(
@@ -408,6 +439,7 @@ class ParallelTempering(Sampler):
             step,
             state.swap_attempts + proposed.to(energy.dtype),
             state.swap_accepts + swapped.to(energy.dtype),
+            check=False,
         )
         out = TemperingInfo(
             accept_prob=acc[:, 0],
@@ -422,9 +454,10 @@ class ParallelTempering(Sampler):
         return new_state, out
 
     @staticmethod
-    def swap_log_ratio(beta: Tensor, e_lo: Tensor, e_hi: Tensor) -> Tensor:
-        """``(β_i − β_{i+1})(E_i − E_{i+1})`` for every neighbour pair; β (R,), E (C, R − 1)."""
-        return (beta[:-1] - beta[1:]) * (e_lo - e_hi)
+    def swap_log_ratio(dbeta: Tensor, e_lo: Tensor, e_hi: Tensor) -> Tensor:
+        """``(β_i − β_{i+1})(E_i − E_{i+1})`` for every neighbour pair; ``dbeta`` (R − 1,) holds
+        ``β_i − β_{i+1}``, energies (C, R − 1)."""
+        return dbeta * (e_lo - e_hi)
 
     @staticmethod
     def swap_rate(state: Any) -> Tensor:
@@ -432,19 +465,16 @@ class ParallelTempering(Sampler):
         return state.swap_accepts.sum(0) / state.swap_attempts.sum(0).clamp_min(1.0)
 
     @staticmethod
-    def _permute(inner: Any, src: Tensor, t_chain: Tensor, c: int, r: int) -> Any:
-        """Move every per-chain field of the inner state along the replica axis (``src`` (C, R))
-        and rescale the cached tempered ``energy`` / ``grad`` (∝ 1/T) to their new temperature."""
-        t = t_chain.reshape(c, r)
-        factor = torch.gather(t, 1, src) / t  # T_from / T_to
-        fields = {}
-        for name, value in inner._asdict().items():
-            if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == r * c:
-                v = value.reshape(c, r, *value.shape[1:])
-                idx = src.reshape(c, r, *([1] * (v.dim() - 2))).expand_as(v)
-                v = torch.gather(v, 1, idx)
+    def _permute(inner: Any, flat: Tensor, t_chain: Tensor) -> Any:
+        """Move every per-chain field of the inner state to its new chain (``flat`` (C·R,): the
+        source of each chain) and rescale the cached tempered ``energy`` / ``grad`` (∝ 1/T)."""
+        n = flat.shape[0]
+        factor = t_chain.index_select(0, flat) / t_chain  # T_from / T_to, (C·R,)
+        fields = []
+        for name, value in zip(inner._fields, inner):
+            if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == n:
+                value = value.index_select(0, flat)
                 if name in ("energy", "grad"):
-                    v = v * factor.reshape(c, r, *([1] * (v.dim() - 2))).to(v.dtype)
-                value = v.reshape(r * c, *value.shape[1:])
-            fields[name] = value
-        return type(inner)(**fields)
+                    value = value * factor.reshape(-1, *([1] * (value.dim() - 1))).to(value.dtype)
+            fields.append(value)
+        return type(inner)(*fields)
