@@ -178,7 +178,7 @@ class WrongSignSwaps(ParallelTempering):
         return -ParallelTempering.swap_log_ratio(beta, e_lo, e_hi)
 
 
-def _t1_moment_z_scores(pt_cls):
+def _t1_moment_z_scores(pt_cls, kernel="mala"):
     """|estimate - truth| / MCSE of the T=1 mean and second moment of a 1-D mixture,
     0.3 N(-3, 0.5^2) + 0.7 N(2, 1), whose moments are exact."""
     w, mu, sd = [0.3, 0.7], [-3.0, 2.0], [0.5, 1.0]
@@ -190,7 +190,10 @@ def _t1_moment_z_scores(pt_cls):
     m1 = sum(wi * mi for wi, mi in zip(w, mu))
     m2 = sum(wi * (mi**2 + si**2) for wi, mi, si in zip(w, mu, sd))
     c = 128
-    pt = pt_cls(target, MALA(target, 0.3), geometric_ladder(5, 20.0), step_scaling=1.0)
+    if kernel == "mala":
+        pt = pt_cls(target, MALA(target, 0.3), geometric_ladder(5, 20.0), step_scaling=1.0)
+    else:  # HMC starts every transition from the cached gradient: checks its rescaling on swaps
+        pt = pt_cls(target, HMC(target, 0.3, 4), geometric_ladder(5, 20.0), step_scaling=0.5)
     x0 = torch.zeros(c, 1, dtype=torch.float64)
     res = run_chain(pt, x0, 1000, burn_in=300, trace=True, generator=gen(6))
     x = res.trace[..., 0]  # (T, C); chains are independent, time averages per chain
@@ -202,13 +205,23 @@ def _t1_moment_z_scores(pt_cls):
     return z
 
 
-def test_t1_marginal_of_1d_target_matches_exact_moments():
-    z = _t1_moment_z_scores(ParallelTempering)
+@pytest.mark.parametrize("kernel", ["mala", "hmc"])
+def test_t1_marginal_of_1d_target_matches_exact_moments(kernel):
+    z = _t1_moment_z_scores(ParallelTempering, kernel)
     assert max(z) <= 4.0, z
 
 
-def test_power_wrong_swap_sign_fails_the_same_test():
-    z = _t1_moment_z_scores(WrongSignSwaps)
+class StaleCacheOnSwap(ParallelTempering):
+    """Power check: swapped states keep the cached E/T and ∇E/T of their old temperature."""
+
+    @staticmethod
+    def _permute(inner, flat, t_chain):
+        return type(inner)(*(v.index_select(0, flat) for v in inner))
+
+
+@pytest.mark.parametrize("broken", [WrongSignSwaps, StaleCacheOnSwap])
+def test_power_broken_swaps_fail_the_same_test(broken):
+    z = _t1_moment_z_scores(broken)
     assert max(z) > 4.0, z
 
 
