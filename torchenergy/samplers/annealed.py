@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -105,6 +105,7 @@ class AnnealedLangevin(Sampler):
         Geman & Hwang (1986), Diffusions for global optimization, SIAM J. Control Optim. 24.
     """
 
+    adjusted: ClassVar[bool] = False
     energy_fn: EnergyFn
     step_size: StepSize
     schedule: Schedule

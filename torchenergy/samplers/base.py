@@ -17,7 +17,7 @@ value; it held the chain and the driver reports it). Returned states are detache
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -69,8 +69,12 @@ class DivergenceError(RuntimeError):
 class Sampler:
     """Mixin for the frozen-dataclass samplers: ``sample`` through the one driver.
 
-    Subclasses define ``init`` and ``step``.
+    Subclasses define ``init`` and ``step``. Kernels without an accept/reject step (Langevin,
+    gradient descent, ...) set the class attribute ``adjusted = False``: the driver then derives
+    their acceptance statistics from ``Info.diverged`` instead of accumulating them.
     """
+
+    adjusted: ClassVar[bool] = True
 
     def init(self, x: Tensor) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -8,7 +8,7 @@ a step that produces a non-finite value holds the chain and sets ``Info.diverged
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -50,6 +50,7 @@ class GradientDescent(Sampler):
         Cauchy (1847), Méthode générale pour la résolution des systèmes d'équations simultanées.
     """
 
+    adjusted: ClassVar[bool] = False
     energy_fn: EnergyFn
     step_size: StepSize
 
@@ -121,6 +122,7 @@ class Nesterov(Sampler):
         Pascanu (2013), Advances in optimizing recurrent networks, ICASSP.
     """
 
+    adjusted: ClassVar[bool] = False
     energy_fn: EnergyFn
     step_size: StepSize
     momentum: float = 0.9

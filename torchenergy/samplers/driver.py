@@ -108,10 +108,16 @@ def run_chain(
     n_chains = x.shape[0]
     device = x.device
 
+    # Per-step bookkeeping is a handful of in-place ops on (C,) tensors (no host sync). Kernels
+    # without accept/reject (``adjusted = False``) accept every move they do not hold, so their
+    # acceptance statistics follow from the held-step count and are not accumulated.
+    adjusted = bool(getattr(sampler, "adjusted", True))
     accepted = torch.zeros(n_chains, device=device, dtype=x.dtype)
     accept_prob = torch.zeros(n_chains, device=device, dtype=x.dtype)
+    held = torch.zeros(n_chains, device=device, dtype=x.dtype)
     n_nonfinite = torch.zeros(n_chains, device=device, dtype=torch.long)
-    first_div = torch.full((n_chains,), -1, device=device, dtype=torch.long)
+    never = burn_in + n_steps
+    first_div = torch.full((n_chains,), never, device=device, dtype=torch.long)
     n_rec = n_steps // thin
     xs: list[Tensor] = []
     es: list[Tensor] = []
@@ -120,19 +126,24 @@ def run_chain(
     total = burn_in + n_steps
     for t in _progress(range(total), progress):
         state, info = sampler.step(state, generator=generator)
-        n_nonfinite += info.nonfinite.long()
-        newly = info.diverged & (first_div < 0)
-        first_div = torch.where(newly, torch.full_like(first_div, t), first_div)
+        n_nonfinite.add_(info.nonfinite)
+        torch.minimum(first_div, torch.where(info.diverged, t, never), out=first_div)
         if t >= burn_in:
-            accepted += info.accepted.to(x.dtype)
-            accept_prob += info.accept_prob.to(x.dtype)
+            if adjusted:
+                accepted.add_(info.accepted)
+                accept_prob.add_(info.accept_prob)
+            else:
+                held.add_(info.diverged)
             k = t - burn_in + 1
             if trace and k % thin == 0 and len(xs) < n_rec:
                 xs.append(state.x)
                 if has_energy:
                     es.append(state.energy)
+    if not adjusted:
+        accepted = n_steps - held
+        accept_prob = accepted
 
-    diverged = first_div >= 0
+    diverged = first_div < never
     if bool(diverged.any()):
         idx = torch.nonzero(diverged).flatten()
         err = DivergenceError(int(idx.numel()), n_chains, int(first_div[idx].min()), idx.cpu())

@@ -11,7 +11,7 @@ with step size ε and noise scale s (s = 1 targets ``exp(−E)`` as ε → 0). P
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -130,6 +130,7 @@ class Langevin(Sampler):
         discrete approximations, Bernoulli 2(4).
     """
 
+    adjusted: ClassVar[bool] = False
     energy_fn: EnergyFn
     step_size: StepSize
     noise_scale: StepSize = 1.0
@@ -171,7 +172,7 @@ def hold_if_nonfinite(
     """Evaluate ``E, ∇E`` at ``x_new``; chains with a non-finite result keep ``state`` and are
     flagged ``diverged`` (used by every unadjusted kernel)."""
     energy, grad = energy_and_grad(energy_fn, x_new)
-    ok = finite_chains(x_new, energy, grad)
+    ok = finite_chains(energy, grad)  # a non-finite x_new gives a non-finite E or ∇E
     new = GradState(
         where_chains(ok, x_new, state.x),
         torch.where(ok, energy, state.energy),
