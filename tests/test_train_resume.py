@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers import Sampler, unadjusted_info
 from torchenergy.train import Trainer
 
 
@@ -186,3 +189,67 @@ def test_second_fit_call_continues_the_same_run():
     b.fit(loader_b, max_steps=4)
     b.fit(loader_b, max_steps=10)
     _assert_identical(_snapshot(a), _snapshot(b))
+
+
+# ---------------------------------------------------------------- the library's own PCD pieces
+
+
+class _ULAState(NamedTuple):
+    x: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _ULA(Sampler):
+    energy_fn: Any
+    step_size: float
+
+    def init(self, x):
+        return _ULAState(x.detach())
+
+    def step(self, state, *, generator=None):
+        _, g = energy_and_grad(self.energy_fn, state.x)
+        z = torch.randn(state.x.shape, generator=generator, dtype=state.x.dtype)
+        x = state.x - self.step_size * g + (2 * self.step_size) ** 0.5 * z
+        return _ULAState(x), unadjusted_info(torch.zeros(len(x), dtype=torch.bool))
+
+
+def langevin_sampler(energy_fn, step_size):
+    try:
+        from torchenergy.samplers import Langevin
+    except ImportError:
+        return _ULA(energy_fn, step_size)
+    return Langevin(energy_fn, step_size=step_size)
+
+
+def _library_pcd_trainer(seed: int):
+    from torchenergy.energies import MLPEnergy
+    from torchenergy.losses import PersistentNegatives, contrastive_divergence
+    from torchenergy.samplers.buffer import ReplayBuffer
+
+    torch.manual_seed(seed)
+    energy = MLPEnergy(2, (16, 16))
+    g = torch.Generator().manual_seed(11)  # one generator for data, buffer and chains
+    buffer = ReplayBuffer(128, (2,), generator=torch.Generator().manual_seed(seed))
+    make_neg = PersistentNegatives(langevin_sampler(energy, 0.01), buffer, n_steps=5)
+    opt = torch.optim.Adam(energy.parameters(), lr=1e-3, betas=(0.0, 0.999))
+
+    def step_fn(x_pos):
+        return contrastive_divergence(energy, x_pos, make_neg(x_pos, generator=g), l2_reg=0.1)
+
+    data = lambda: torch.randn(32, 2, generator=g) * 0.3 + 0.5  # noqa: E731
+    trainer = Trainer(energy, opt, step_fn, ema=0.99, generators={"g": g}, state={"buffer": buffer})
+    return trainer, data, buffer
+
+
+def test_library_pcd_replay_buffer_resume_is_bit_identical(tmp_path):
+    straight, data, buf_a = _library_pcd_trainer(seed=1)
+    straight.fit(data, max_steps=16)
+    first, data1, _ = _library_pcd_trainer(seed=1)
+    first.fit(data1, max_steps=9)
+    first.save(tmp_path / "pcd.pt")
+    resumed, data2, buf_b = _library_pcd_trainer(seed=4)
+    resumed.load(tmp_path / "pcd.pt")
+    resumed.fit(data2, max_steps=16)
+    _assert_identical(_snapshot(straight), _snapshot(resumed))
+    for key, value in buf_a.state_dict().items():
+        assert torch.equal(value, buf_b.state_dict()[key])
