@@ -3,7 +3,8 @@
 A callback subclasses :class:`Callback` and overrides any of ``on_fit_start(trainer)``,
 ``on_step_end(trainer, out, logs)``, ``on_epoch_end(trainer)``, ``on_fit_end(trainer)``.
 ``out`` is what the step function returned (a NamedTuple with ``.loss``); ``logs`` is a dict of
-floats (``step``, ``loss``, the scalar diagnostics of ``out``, ``grad_norm``, ``lr``). Setting
+floats (``step``, ``loss``, the scalar diagnostics of ``out``, ``param_grad_norm`` when
+clipping, ``lr``). Setting
 ``trainer.should_stop = True`` ends :meth:`Trainer.fit` after the current step.
 
 Example:

@@ -13,7 +13,7 @@ generator, any named :class:`torch.Generator`, NumPy's legacy global generator a
 Example:
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.pt")
-    >>> save_checkpoint(path, {"step": 3, "w": torch.ones(2)})
+    >>> _ = save_checkpoint(path, {"step": 3, "w": torch.ones(2)})
     >>> load_checkpoint(path)["step"]
     3
 """

@@ -173,7 +173,7 @@ class Trainer:
                     f"gradient norm is {float(norm)} at step {self.step + 1}; the weights were "
                     "not updated"
                 )
-            logs["grad_norm"] = float(norm)
+            logs["param_grad_norm"] = float(norm)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
