@@ -24,6 +24,7 @@ from torchenergy.losses import (
     nearest_neighbour_entropy,
 )
 from torchenergy.samplers import Sampler, unadjusted_info
+from torchenergy.samplers.buffer import ReplayBuffer
 
 
 class _State(NamedTuple):
@@ -66,26 +67,6 @@ class _Shift(Sampler):
     def step(self, state, *, generator=None):
         c = state.x.shape[0]
         return _ShiftState(state.x + 1.0), unadjusted_info(torch.zeros(c, dtype=torch.bool))
-
-
-class _SlotBuffer:
-    """Slots with distinct draws and write-back (the protocol of samplers.ReplayBuffer)."""
-
-    def __init__(self, data, reinit_prob=0.0):
-        self.data = data.clone()
-        self.age = torch.zeros(data.shape[0], dtype=torch.long)
-        self.reinit_prob = reinit_prob
-
-    def sample(self, n, *, generator=None):
-        idx = torch.randperm(self.data.shape[0], generator=generator)[:n]
-        reinit = torch.rand(n, generator=generator) < self.reinit_prob
-        x = torch.where(reinit[:, None], torch.full_like(self.data[idx], -100.0), self.data[idx])
-        self.age[idx] = torch.where(reinit, 0, self.age[idx])
-        return idx, x
-
-    def update(self, idx, x):
-        self.data[idx] = x
-        self.age[idx] += 1
 
 
 def _mlp(seed=0):
@@ -174,21 +155,36 @@ def test_short_run_negatives_start_from_noise():
 
 def test_persistent_negatives_keep_lineages():
     init = torch.arange(20, dtype=torch.float64).reshape(10, 2) * 1000
-    buf = _SlotBuffer(init)
+    buf = ReplayBuffer(10, (2,), reinit_prob=0.0, initial=init)
     make = PersistentNegatives(_Shift(), buf, n_steps=3, n_chains=4)
     g = torch.Generator().manual_seed(0)
     for _ in range(25):
         x = make(_x(4, 0), generator=g)
         assert x.shape == (4, 2)
     # every slot is one chain: its value is its own start plus 3 per time it was advanced
-    assert torch.equal(buf.data, init + 3 * buf.age[:, None].double())
-    assert int(buf.age.sum()) == 25 * 4
+    assert torch.allclose(buf.data, init + 3 * buf.age[:, None].double(), atol=1e-9)
+    assert int(buf.age.sum()) == 25 * 4 and int(buf.age.min()) > 0
 
 
 def test_persistent_negatives_restart_from_noise():
-    buf = _SlotBuffer(torch.zeros(6, 1), reinit_prob=1.0)
-    out = PersistentNegatives(_Shift(), buf, n_steps=2)(torch.zeros(3, 1))
-    assert torch.equal(out, torch.full((3, 1), -98.0))
+    g = torch.Generator().manual_seed(0)
+    init = torch.full((200, 1), 100.0, dtype=torch.float64)
+    buf = ReplayBuffer(200, (1,), reinit_prob=0.05, initial=init)
+    make = PersistentNegatives(_Shift(), buf, n_steps=2, n_chains=100)
+    for _ in range(20):
+        out = make(torch.zeros(3, 1, dtype=torch.float64), generator=g)
+    # chains restarted from uniform[-1, 1] noise are the only ones below 100
+    restarted = buf.data[:, 0] < 50
+    assert int(buf.n_reinit) > 0 and int(restarted.sum()) > 0
+    # a restarted chain has been advanced 2 steps per update since its restart
+    frac = buf.data[restarted, 0] - 2 * buf.age[restarted].double()
+    assert bool(((frac >= -1) & (frac <= 1)).all())
+    kept = ~restarted
+    assert torch.allclose(buf.data[kept, 0] % 2, torch.zeros_like(buf.data[kept, 0]))
+    n = int(buf.n_drawn)
+    p = int(buf.n_reinit) / n  # 5% restarts, within 4 binomial standard errors
+    assert abs(p - 0.05) <= 4 * math.sqrt(0.05 * 0.95 / n)
+    assert out.shape == (100, 1)
 
 
 def test_persistent_state_negatives_continue_the_same_state():

@@ -22,8 +22,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from torchenergy._checks import check_energy_shape, check_positive_int, check_tensor
+from torchenergy._checks import check_energy_shape, check_tensor
 from torchenergy.losses._common import check_phase_finite
+from torchenergy.samplers.buffer import sample_distribution
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = ["NCEOutput", "noise_contrastive_estimation"]
@@ -45,25 +46,6 @@ class NCEOutput(NamedTuple):
     neg_energy: Tensor
     negatives: Tensor
     accuracy: Tensor
-
-
-def _sample_noise(
-    dist: torch.distributions.Distribution, n: int, *, generator: Generator = None
-) -> Tensor:
-    """Draw ``n`` samples (n, *event) from a ``torch.distributions`` object, reproducibly.
-
-    ``torch.distributions`` has no generator argument; with a ``generator`` the draw happens in a
-    forked global RNG seeded from it, so the caller's global RNG state is left untouched and the
-    same generator seed gives the same samples.
-    """
-    check_positive_int("n", n)
-    if generator is None:
-        return dist.sample((n,))
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    devices = [] if generator.device.type == "cpu" else [generator.device]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        return dist.sample((n,))
 
 
 def noise_contrastive_estimation(
@@ -117,7 +99,7 @@ def noise_contrastive_estimation(
         )
     if x_noise is None:
         n = x.shape[0] if n_noise is None else n_noise
-        x_noise = _sample_noise(noise, n, generator=generator)
+        x_noise = sample_distribution(noise, n, generator=generator)
     x_noise = x_noise.detach().to(device=x.device, dtype=x.dtype)
     nu = x_noise.shape[0] / x.shape[0]
     lz = log_z.reshape(())

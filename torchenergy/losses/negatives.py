@@ -73,9 +73,7 @@ class DataNegatives:
 
     Shapes: ``x_pos`` (C, *D) -> negatives (C, *D).
 
-    Example:
-        >>> make = DataNegatives(sampler, n_steps=1)  # doctest: +SKIP
-        >>> x_neg = make(x_batch, generator=g)  # doctest: +SKIP
+    Usage: ``x_neg = DataNegatives(Langevin(energy, step_size=1e-2), n_steps=1)(x_batch)``.
     """
 
     sampler: Any

@@ -70,7 +70,7 @@ def score_matching(energy_fn: EnergyFn, x: Tensor) -> ScoreMatchingOutput:
     Example:
         >>> import torch
         >>> out = score_matching(lambda x: 0.5 * (x ** 2).sum(-1), torch.zeros(3, 2))
-        >>> float(out.loss)  # 1/2 * 0 - tr(I_2)
+        >>> float(out.loss.detach())  # 1/2 * 0 - tr(I_2)
         -2.0
     """
     xg = _prepare(x)
