@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from torchenergy.energies import energy_and_grad
-from torchenergy.samplers import Sampler, unadjusted_info
 from torchenergy.train import Trainer
 
 
@@ -194,43 +191,16 @@ def test_second_fit_call_continues_the_same_run():
 # ---------------------------------------------------------------- the library's own PCD pieces
 
 
-class _ULAState(NamedTuple):
-    x: torch.Tensor
-
-
-@dataclass(frozen=True)
-class _ULA(Sampler):
-    energy_fn: Any
-    step_size: float
-
-    def init(self, x):
-        return _ULAState(x.detach())
-
-    def step(self, state, *, generator=None):
-        _, g = energy_and_grad(self.energy_fn, state.x)
-        z = torch.randn(state.x.shape, generator=generator, dtype=state.x.dtype)
-        x = state.x - self.step_size * g + (2 * self.step_size) ** 0.5 * z
-        return _ULAState(x), unadjusted_info(torch.zeros(len(x), dtype=torch.bool))
-
-
-def langevin_sampler(energy_fn, step_size):
-    try:
-        from torchenergy.samplers import Langevin
-    except ImportError:
-        return _ULA(energy_fn, step_size)
-    return Langevin(energy_fn, step_size=step_size)
-
-
 def _library_pcd_trainer(seed: int):
     from torchenergy.energies import MLPEnergy
     from torchenergy.losses import PersistentNegatives, contrastive_divergence
-    from torchenergy.samplers.buffer import ReplayBuffer
+    from torchenergy.samplers import Langevin, ReplayBuffer
 
     torch.manual_seed(seed)
     energy = MLPEnergy(2, (16, 16))
     g = torch.Generator().manual_seed(11)  # one generator for data, buffer and chains
     buffer = ReplayBuffer(128, (2,), generator=torch.Generator().manual_seed(seed))
-    make_neg = PersistentNegatives(langevin_sampler(energy, 0.01), buffer, n_steps=5)
+    make_neg = PersistentNegatives(Langevin(energy, step_size=0.01), buffer, n_steps=5)
     opt = torch.optim.Adam(energy.parameters(), lr=1e-3, betas=(0.0, 0.999))
 
     def step_fn(x_pos):

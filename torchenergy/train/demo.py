@@ -127,7 +127,7 @@ def run_demo(
             f"\ntorchenergy demo: {cfg.loss} + {cfg.sampler} on {cfg.data}, {cfg.steps} steps in {t_train:.1f} s"
         )
         print(
-            f"  held-out NLL {metrics['heldout_nll']:.3f} nats (Gaussian KDE: {metrics['kde_nll']:.3f}), MMD {metrics['mmd']:.4f}"
+            f"  held-out NLL {metrics['heldout_nll']:.3f} nats (Gaussian KDE: {metrics['kde_nll']:.3f}), MMD² {metrics['mmd2']:.4f}"
         )
         for name, p in paths.items():
             print(f"  {name:16s} {p}")
