@@ -30,6 +30,12 @@ from torchenergy.samplers.integrators import (
 from torchenergy.samplers.langevin import Langevin, langevin_proposal
 from torchenergy.samplers.mala import MALA, mala_log_proposal
 from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
+from torchenergy.samplers.tempering import (
+    ParallelTempering,
+    TemperingInfo,
+    TemperingState,
+    geometric_ladder,
+)
 
 __all__ = [
     "HMC",
@@ -49,11 +55,15 @@ __all__ = [
     "MetropolisResult",
     "Nesterov",
     "NesterovState",
+    "ParallelTempering",
     "ReplayBuffer",
     "Sampler",
+    "TemperingInfo",
+    "TemperingState",
     "Welford",
     "WelfordState",
     "adapt",
+    "geometric_ladder",
     "geometric_schedule",
     "kinetic_energy",
     "langevin_proposal",
