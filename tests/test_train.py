@@ -103,6 +103,10 @@ def test_csv_and_tensorboard_logging(tmp_path):
     path = tmp_path / "log.csv"
     trainer.callbacks += [CSVLogger(path), TensorBoardLogger(tmp_path / "tb", every=2)]
     trainer.fit(batches, max_steps=6)
+    sparse = tmp_path / "sparse.csv"
+    trainer.callbacks = [CSVLogger(sparse, every=4)]
+    trainer.fit(batches, max_steps=15)  # steps 7..15: logs 8, 12 and the last step, 15
+    assert [int(float(r["step"])) for r in csv.DictReader(open(sparse))] == [8, 12, 15]
     rows = list(csv.DictReader(open(path)))
     assert [int(float(r["step"])) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert set(rows[0]) >= {"step", "loss", "energy_pos", "lr"}

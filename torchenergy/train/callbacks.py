@@ -129,8 +129,9 @@ class CheckpointEvery(Callback):
 class CSVLogger(Callback):
     """Append ``logs`` to a CSV file every ``every`` steps.
 
-    On a resumed run, rows logged after the checkpoint's step are dropped first, so the file
-    reads as one uninterrupted run. Columns are fixed by the first row written.
+    The last step of a fit is always logged. On a resumed run, rows logged after the
+    checkpoint's step are dropped first, so the file reads as one uninterrupted run. Columns are
+    fixed by the first row written.
     """
 
     def __init__(self, path: str | os.PathLike[str], every: int = 1) -> None:
@@ -138,10 +139,12 @@ class CSVLogger(Callback):
         self.path = Path(path)
         self.every = every
         self._fields: list[str] | None = None
+        self._pending: dict[str, float] | None = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fields = None
+        self._pending = None
         if self.path.exists():
             with open(self.path, newline="") as f:
                 reader = csv.DictReader(f)
@@ -158,7 +161,17 @@ class CSVLogger(Callback):
 
     def on_step_end(self, trainer: Trainer, out: Any, logs: dict[str, float]) -> None:
         if trainer.step % self.every:
+            self._pending = logs
             return
+        self._pending = None
+        self._write(logs)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self._pending is not None:
+            self._write(self._pending)
+            self._pending = None
+
+    def _write(self, logs: dict[str, float]) -> None:
         new = self._fields is None
         if new:
             self._fields = list(logs)

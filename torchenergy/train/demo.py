@@ -95,11 +95,11 @@ def run_demo(
     plot_density(energy, axes[1], **lims)
     paths["landscape"] = savefig(axes, out / "landscape.png")
     g = torch.Generator().manual_seed(cfg.seed + 7)
-    samples = draw_samples(run, 2000, n_steps=200 if quick else 500, generator=g)
+    samples = draw_samples(run, 500 if quick else 2000, n_steps=100 if quick else 500, generator=g)
     paths["samples"] = savefig(plot_samples(samples, data, **lims), out / "samples.png")
     ax = plot_score_field(energy, **lims)
     d = data[:1500].numpy()
-    ax.scatter(d[:, 0], d[:, 1], s=2, c="tab:red", alpha=0.25, linewidths=0)
+    ax.scatter(d[:, 0], d[:, 1], s=3, c="tab:red", alpha=0.4, linewidths=0, zorder=0)
     paths["score_field"] = savefig(ax, out / "score_field.png")
     paths["training_gif"] = save_training_animation(
         snapshots.history, out / "training.gif", data=data
@@ -118,6 +118,8 @@ def run_demo(
     paths["metrics"] = out / "metrics.json"
     paths["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
     paths["checkpoint"] = Path(result["checkpoint"])
+    paths["config"] = out / "config.json"
+    paths["log"] = out / "log.csv"
 
     sampler_demo = _sampler_demo(out / "samplers", quick)
     if sampler_demo is not None:

@@ -59,7 +59,14 @@ def plot_energy(
     hi = np.quantile(finite, clip_quantile) if finite.size else 1.0
     cs = ax.contourf(g.xs, g.ys, np.clip(e, None, hi), levels=levels, cmap="viridis")
     ax.contour(
-        g.xs, g.ys, np.clip(e, None, hi), levels=10, colors="white", linewidths=0.4, alpha=0.6
+        g.xs,
+        g.ys,
+        np.clip(e, None, hi),
+        levels=10,
+        colors="white",
+        linewidths=0.4,
+        alpha=0.6,
+        linestyles="solid",
     )
     ax.figure.colorbar(cs, ax=ax, shrink=0.8)
     ax.set_title("energy E(x)")
