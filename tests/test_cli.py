@@ -224,3 +224,67 @@ def test_python_dash_m_reports_without_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"torchenergy: error: checkpoint '{tmp_path / 'none.pt'}' not found (no such file)"
     ]
+
+
+def test_digits_with_a_conv_energy_round_trip(tmp_path):
+    out = tmp_path / "digits"
+    args = ["data=digits", "energy=conv", "hidden=[4,8]", "steps=2", "batch_size=16"]
+    args += ["buffer_size=32", "n_sampler_steps=2", "n_test=40", "step_size=0.001"]
+    assert main(["train", "--out", str(out), "--no-progress", *args]) == 0
+    ckpt = str(out / "checkpoint.pt")
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                ckpt,
+                "--n",
+                "8",
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "d.png"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                ckpt,
+                "--n",
+                "8",
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "d.csv"),
+            ]
+        )
+        == 0
+    )
+    assert len((tmp_path / "d.csv").read_text().splitlines()[0].split(",")) == 64
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                ckpt,
+                "--n",
+                "20",
+                "--steps",
+                "2",
+                "--json",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert "heldout_nll" not in metrics and math.isfinite(metrics["mmd2"])
+
+
+def test_conv_energy_on_2d_data_is_refused(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path), "energy=conv"]) == 2
+    assert "energy 'conv' needs image data" in _err_line(capsys)

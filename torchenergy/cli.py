@@ -1,7 +1,7 @@
 """The ``torchenergy`` command line (also ``python -m torchenergy``).
 
 Commands:
-    train     train an energy on a 2-D density from a config file plus ``key=value`` overrides
+    train     train an energy on a 2-D density or the digits (config file + key=value overrides)
     sample    draw samples from a trained checkpoint (CSV, .pt or a PNG plot)
     evaluate  held-out NLL (exact, grid quadrature), MMD, sliced Wasserstein, energy distance
     demo      the main job: train on a 2-D density and write plots, a GIF, metrics and a checkpoint
@@ -100,7 +100,7 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from torchenergy.train.recipe import draw_samples, load_run
+    from torchenergy.train.recipe import draw_samples, is_image_run, load_run
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".pt", ".png"):
@@ -118,7 +118,13 @@ def _sample(args: argparse.Namespace) -> int:
     elif out.suffix == ".csv":
         import numpy as np
 
-        np.savetxt(out, x.double().numpy(), delimiter=",", header="x0,x1", comments="")
+        flat = x.flatten(1).double().numpy()
+        header = ",".join(f"x{i}" for i in range(flat.shape[1]))
+        np.savetxt(out, flat, delimiter=",", header=header, comments="")
+    elif is_image_run(run.config):
+        from torchenergy.viz import plot_image_grid, savefig
+
+        savefig(plot_image_grid(x[:64], value_range=(-1.0, 1.0)), out)
     else:
         from torchenergy.viz import plot_samples, savefig
 

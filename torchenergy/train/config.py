@@ -33,7 +33,7 @@ __all__ = [
 
 LOSSES = ("pcd", "cd", "short_run", "sm", "ssm", "dsm", "nce", "eqm")
 SAMPLERS = ("langevin", "mala", "hmc")
-ENERGIES = ("mlp",)
+ENERGIES = ("mlp", "conv")
 
 
 @dataclass
@@ -41,11 +41,14 @@ class TrainConfig:
     """Hyperparameters of a run (data set, energy network, loss, sampler, optimiser).
 
     Attributes:
-        data: a 2-D toy density name (``torchenergy.data``), e.g. ``"8gaussians"``, ``"moons"``.
+        data: a 2-D toy density name (``torchenergy.data``), e.g. ``"8gaussians"``, ``"moons"``,
+            or ``"digits"`` (sklearn 8×8 digits scaled to [-1, 1]; no grid NLL then).
         n_train: size of a fixed training set; 0 draws a fresh batch every step (endless data).
         n_test: held-out points for ``evaluate`` (drawn with ``seed + 1``).
         box: half-width of the square ``[-box, box]²`` used for plots, grid NLL and noise.
-        energy, hidden, activation, spectral_norm: the energy network (an ``MLPEnergy``).
+        energy, hidden, activation, spectral_norm: the energy network, ``"mlp"`` (``MLPEnergy``,
+            ``hidden`` = layer widths) or ``"conv"`` (``ConvEnergy`` for digits, ``hidden`` =
+            channels).
         loss: one of :data:`LOSSES` (pcd, cd, short_run: contrastive divergence with persistent,
             data-started or noise-started chains; sm / ssm / dsm: exact, sliced, denoising
             score matching; nce: noise-contrastive estimation; eqm: equilibrium matching).
