@@ -223,3 +223,34 @@ def test_library_pcd_replay_buffer_resume_is_bit_identical(tmp_path):
     _assert_identical(_snapshot(straight), _snapshot(resumed))
     for key, value in buf_a.state_dict().items():
         assert torch.equal(value, buf_b.state_dict()[key])
+
+
+def test_dataloader_with_its_own_generator_resumes_bit_identically(tmp_path):
+    """The loader's generator (``DataLoader(generator=g)``) is found and replayed by the trainer."""
+
+    def make(seed):
+        net = _net(seed)
+        opt = torch.optim.SGD(net.parameters(), lr=0.05)
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(30, 2, generator=torch.Generator().manual_seed(0))
+        loader = DataLoader(x, batch_size=4, shuffle=True, drop_last=True, generator=g)
+        return Trainer(net, opt, lambda xb: net(xb).pow(2).mean()), loader
+
+    torch.manual_seed(0)
+    straight, loader = make(1)
+    straight.fit(loader, max_steps=17)
+    torch.manual_seed(0)
+    first, loader1 = make(1)
+    first.fit(loader1, max_steps=9)  # 7 batches per epoch: stop in the second epoch
+    first.save(tmp_path / "c.pt")
+    resumed, loader2 = make(5)
+    resumed.load(tmp_path / "c.pt")
+    resumed.fit(loader2, max_steps=17)
+    _assert_identical(_snapshot(straight), _snapshot(resumed))
+    # power check: replaying the epoch under another loader-generator state changes the batches
+    broken, loader3 = make(5)
+    broken.load(tmp_path / "c.pt")
+    wrong = torch.Generator().manual_seed(99).get_state()
+    broken._epoch_rng["generators"]["__data_loader__"] = wrong
+    broken.fit(loader3, max_steps=17)
+    assert not torch.equal(straight.model[0].weight, broken.model[0].weight)

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint")
     s.add_argument("--checkpoint", required=True)
@@ -72,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train on a 2-D density, write plots, GIF, metrics, checkpoint")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--quick", action="store_true", help="a few-second smoke version")
+    d.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the demo's small networks run fastest on one)",
+    )
     d.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides for the demo run"
     )
@@ -166,10 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         command = {"train": _train, "sample": _sample, "evaluate": _evaluate, "demo": _demo}[
             args.command
         ]
-        for name in ("n", "steps"):
+        for name in ("n", "steps", "threads"):
             value = getattr(args, name, None)
             if value is not None and value < 1:
                 raise CLIError(f"--{name} must be >= 1, got {value}")
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
         return command(args)
     except (CLIError, CheckpointError, ValueError, TypeError) as exc:
         print(f"torchenergy: error: {_one_line(exc)}", file=sys.stderr)

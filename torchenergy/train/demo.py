@@ -207,14 +207,14 @@ def _reference_nll(cfg: TrainConfig, data: torch.Tensor) -> dict[str, float]:
 
     g = torch.Generator().manual_seed(cfg.seed + 99)
     train = _toy(cfg.data, 5000, g).double()
-    valid = _toy(cfg.data, 2000, g).double()
+    valid = _toy(cfg.data, 1000, g).double()
 
     def nll(d2: torch.Tensor, h: float) -> float:
         log_k = -d2 / (2 * h * h) - math.log(2 * math.pi * h * h)
         return float(-(torch.logsumexp(log_k, 1) - math.log(len(train))).mean())
 
     d2_valid = torch.cdist(valid, train).pow(2)
-    best = min((nll(d2_valid, h), h) for h in (0.03, 0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.5))[1]
+    best = min((nll(d2_valid, h), h) for h in (0.05, 0.07, 0.1, 0.14, 0.2, 0.3))[1]
     return {"kde_nll": nll(torch.cdist(data.double(), train).pow(2), best), "kde_bandwidth": best}
 
 

@@ -140,6 +140,8 @@ class Trainer:
         self._epoch_rng: dict[str, Any] | None = None
         self._iter: Iterator[Any] | None = None
         self._iter_source: Any = None
+        self._loader_gen: torch.Generator | None = None
+        self._pending_loader_state: Tensor | None = None
 
     # ------------------------------------------------------------------ stepping
     def train_step(self, batch: Any) -> tuple[Any, dict[str, float]]:
@@ -254,6 +256,11 @@ class Trainer:
             raise TypeError(f"data must be iterable or a callable, got {type(data).__name__}")
         self.max_steps = max_steps
         self.should_stop = False
+        loader_gen = None if stream else getattr(data, "generator", None)
+        self._loader_gen = loader_gen if isinstance(loader_gen, torch.Generator) else None
+        if self._loader_gen is not None and self._pending_loader_state is not None:
+            self._loader_gen.set_state(self._pending_loader_state)  # saved with the checkpoint
+        self._pending_loader_state = None
 
         def done() -> bool:
             return (
@@ -304,7 +311,9 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
             "state": {k: v.state_dict() for k, v in self.state.items()},
-            "rng": rng_state(self.generators),
+            "rng": rng_state(
+                {**self.generators, **({_LOADER_GEN: self._loader_gen} if self._loader_gen else {})}
+            ),
             "config": self.config,
         }
 
@@ -328,6 +337,8 @@ class Trainer:
                 obj.load_state_dict(saved[name])
             if restore_rng:
                 set_rng_state(ckpt["rng"], self.generators)
+                # the data loader's own generator is restored when fit() meets the loader
+                self._pending_loader_state = ckpt["rng"].get("generators", {}).get(_LOADER_GEN)
             self.step = int(ckpt["step"])
             self.epoch = int(ckpt["epoch"])
             self._batch_in_epoch = int(ckpt["batch_in_epoch"])
