@@ -115,7 +115,9 @@ def run_demo(
         snapshots.history, out / "training.gif", data=data
     )
     keys = [
-        k for k in ("loss", "pos_energy", "neg_energy", "gap") if k in _first_row(out / "log.csv")
+        k
+        for k in ("loss", "pos_energy", "neg_energy", "gap", "grad_norm")
+        if k in _first_row(out / "log.csv")
     ]
     paths["training_curves"] = savefig(
         plot_training_curves(out / "log.csv", keys=keys, smooth=5), out / "training_curves.png"
