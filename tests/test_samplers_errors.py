@@ -140,3 +140,13 @@ def test_quartic_energy_any_shape_with_clamp_stays_in_box():
     s = Langevin(Quartic(), 0.5, clamp=(-0.3, torch.tensor(0.2)))
     x = s.sample(torch.zeros(5, 1, 4, 4), 20, generator=torch.Generator().manual_seed(0))
     assert (x >= -0.3).all() and (x <= 0.2).all()
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_event_shape_mismatch_with_the_energy_is_reported_at_init(name):
+    from torchenergy.energies import GaussianEnergy
+
+    s = MAKERS[name](GaussianEnergy(torch.zeros(2), torch.eye(2)), 0.1)
+    for x in (torch.zeros(4, 3), torch.zeros(4), torch.zeros(4, 1, 2)):
+        with pytest.raises(ValueError, match=r"expects x of shape \(C, 2\)"):
+            s.init(x)

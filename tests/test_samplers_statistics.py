@@ -155,6 +155,17 @@ def test_ula_one_dimensional_variance_formula():
         ("mala", lambda e: MALA(e, 0.3), 30),
         ("hmc", lambda e: HMC(e, 0.4, 8, jitter=0.3), 10),
         ("hmc-mass", lambda e: HMC(e, 0.5, 4, inverse_mass=torch.diagonal(e.cov).clone()), 10),
+        (
+            "hmc-per-chain-mass-and-step",
+            lambda e: HMC(
+                e,
+                torch.linspace(0.2, 0.5, 4000, dtype=F64),
+                4,
+                inverse_mass=torch.diagonal(e.cov)
+                * torch.linspace(0.5, 1.5, 4000, dtype=F64)[:, None],
+            ),
+            10,
+        ),
     ],
 )
 def test_chains_started_at_exact_draws_stay_there(name, make, n_steps):
