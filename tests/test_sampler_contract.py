@@ -18,6 +18,7 @@ from torchenergy.samplers import (
     GradientDescent,
     Langevin,
     Nesterov,
+    ParallelTempering,
     geometric_schedule,
     run_chain,
 )
@@ -36,6 +37,18 @@ SAMPLERS = [
     pytest.param(lambda e: Nesterov(e, 0.05, momentum=0.5), False, id="nesterov"),
     pytest.param(
         lambda e: AnnealedLangevin(e, 0.05, geometric_schedule(1.0, 0.1, 5)), True, id="annealed"
+    ),
+    pytest.param(
+        lambda e: ParallelTempering(
+            e, MALA(e, 0.1), [1.0, 2.0, 4.0], step_size=0.1, step_scaling=1.0
+        ),
+        True,
+        id="parallel-tempering",
+    ),
+    pytest.param(
+        lambda e: ParallelTempering(e, HMC(e, 0.1, 2), [1.0, 3.0], swap_every=2, step_size=0.1),
+        True,
+        id="parallel-tempering-hmc",
     ),
 ]
 SHAPES = [(2,), (3,), (1, 4, 4)]

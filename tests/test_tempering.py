@@ -55,42 +55,48 @@ def test_geometric_ladder():
 def test_swap_probability_and_permutation_are_exact():
     c = 4
     pt = ParallelTempering(Quad(), Frozen(Quad()), TEMPS)
-    # replica r of chain c sits at a distinct point
-    pts = torch.tensor([[0.5, 2.0, 3.0, 0.1], [1.5, 0.2, 3.0, 2.5], [2.5, 1.0, 0.0, 4.0]])
-    x = pts.double().unsqueeze(-1).expand(3, c, 2).clone()  # (R, C, D=2)
+    # replica r of chain k sits at a distinct point; layout (C, R, D)
+    pts = torch.tensor([[0.5, 2.0, 3.0, 0.1], [1.5, 0.2, 3.0, 2.5], [2.5, 1.0, 0.0, 4.0]]).T
+    x = pts.double().unsqueeze(-1).expand(c, 3, 2).clone()  # (C, R, D=2)
     state = pt.init_replicas(x)
-    energy = 0.5 * 2 * pts.double() ** 2  # E(x) = 0.5 |x|^2 with both coordinates equal
+    energy = 0.5 * 2 * pts.double() ** 2  # E(x) = 0.5 |x|^2 with both coordinates equal, (C, R)
     torch.testing.assert_close(state.replica_energy, energy)
+    torch.testing.assert_close(state.inner_x, x)
+    for v in state:  # the protocol: every State field is per chain
+        assert isinstance(v, torch.Tensor) and v.shape[0] == c
 
     new, info = pt.step(state, generator=gen(0))
     for i in range(2):
         for k in range(c):
-            p = swap_formula(float(energy[i, k]), float(energy[i + 1, k]), TEMPS[i], TEMPS[i + 1])
-            assert float(info.swap_prob[i, k]) == pytest.approx(p, rel=1e-12)
-    assert info.swap_proposed.tolist() == [True, False]  # step 1: even pairs (0, 1)
-    assert not bool(info.swapped[1].any())
-    sw = info.swapped[0]
+            p = swap_formula(float(energy[k, i]), float(energy[k, i + 1]), TEMPS[i], TEMPS[i + 1])
+            assert float(info.swap_prob[k, i]) == pytest.approx(p, rel=1e-12)
+    # step 1: even pairs (0, 1) proposed for every chain
+    assert info.swap_proposed.tolist() == [[True, False]] * c
+    assert not bool(info.swapped[:, 1].any())
+    sw = info.swapped[:, 0]
     exp_x = x.clone()
-    exp_x[0, sw], exp_x[1, sw] = x[1, sw], x[0, sw]
-    torch.testing.assert_close(new.inner.x.reshape(3, c, 2), exp_x)
-    torch.testing.assert_close(new.x, exp_x[0])
+    exp_x[sw, 0], exp_x[sw, 1] = x[sw, 1], x[sw, 0]
+    torch.testing.assert_close(new.inner_x, exp_x)
+    torch.testing.assert_close(new.x, exp_x[:, 0])
     # the cached tempered energy and gradient were moved and rescaled to the new temperature
-    t_chain = torch.tensor(TEMPS, dtype=torch.float64).repeat_interleave(c)
-    e_fresh, g_fresh = energy_and_grad(Quad(), new.inner.x)
-    torch.testing.assert_close(new.inner.energy, e_fresh / t_chain)
-    torch.testing.assert_close(new.inner.grad, g_fresh / t_chain.unsqueeze(1))
-    torch.testing.assert_close(new.replica_energy, e_fresh.reshape(3, c))
-    assert new.swap_attempts[0].tolist() == [1.0] * c and new.swap_attempts[1].tolist() == [0.0] * c
+    inner = pt.inner_state(new)
+    t_chain = torch.tensor(TEMPS, dtype=torch.float64).repeat(c)
+    e_fresh, g_fresh = energy_and_grad(Quad(), inner.x)
+    torch.testing.assert_close(inner.energy, e_fresh / t_chain)
+    torch.testing.assert_close(inner.grad, g_fresh / t_chain.unsqueeze(1))
+    torch.testing.assert_close(new.replica_energy, e_fresh.reshape(c, 3))
+    assert new.swap_attempts.tolist() == [[1.0, 0.0]] * c
+    torch.testing.assert_close(new.swap_accepts[:, 0], sw.double())
 
     # step 2: odd pairs (1, 2)
     _, info2 = pt.step(new, generator=gen(1))
-    assert info2.swap_proposed.tolist() == [False, True]
+    assert info2.swap_proposed.tolist() == [[False, True]] * c
 
 
 def test_swap_frequency_matches_formula_within_mcse():
     c = 20000
     pt = ParallelTempering(Quad(), Frozen(Quad()), [1.0, 3.0])
-    x = torch.tensor([[1.0], [2.0]], dtype=torch.float64).unsqueeze(1).expand(2, c, 1)
+    x = torch.tensor([[1.0], [2.0]], dtype=torch.float64).expand(c, 2, 1)
     _, info = pt.step(pt.init_replicas(x.clone()), generator=gen(2))
     p = swap_formula(0.5, 2.0, 1.0, 3.0)  # exp((1 - 1/3)(0.5 - 2)) = exp(-1)
     assert p == pytest.approx(math.exp(-1.0))
@@ -105,10 +111,10 @@ def test_nonfinite_energies_never_swap():
         pt = ParallelTempering(energy, Frozen(energy), [1.0, 2.0])
         # chain 0: replica 1 infinite/NaN; chain 1: both finite, swap favourable (prob 1)
         bad = 4.0 if energy is inf_beyond else 10.0
-        x = torch.tensor([[[0.0], [2.0]], [[bad], [0.0]]], dtype=torch.float64)
+        x = torch.tensor([[[0.0], [bad]], [[2.0], [0.0]]], dtype=torch.float64)  # (C, R, 1)
         _, info = pt.step(pt.init_replicas(x), generator=gen(3))
         assert float(info.swap_prob[0, 0]) == 0.0 and not bool(info.swapped[0, 0])
-        assert float(info.swap_prob[0, 1]) == 1.0 and bool(info.swapped[0, 1])
+        assert float(info.swap_prob[1, 0]) == 1.0 and bool(info.swapped[1, 0])
 
 
 def test_swap_every_and_step_scaling():
@@ -117,15 +123,21 @@ def test_swap_every_and_step_scaling():
     proposed = []
     for t in range(6):
         state, info = pt.step(state, generator=gen(t))
-        proposed.append(info.swap_proposed.tolist())
+        proposed.append(info.swap_proposed[0].tolist())
+        assert bool((info.swap_proposed == info.swap_proposed[0]).all())
     nothing, even, odd = [False, False], [True, False], [False, True]
     assert proposed == [nothing, even, nothing, odd, nothing, even]
     pt = ParallelTempering(Quad(), MALA(Quad(), 0.1), [1.0, 2.0, 4.0], step_scaling=1.0)
+    inner = pt.inner_sampler(3, torch.zeros(3, 2))  # chain-major: (c0: T0 T1 T2, c1: ...)
+    torch.testing.assert_close(inner.step_size, torch.tensor([0.1, 0.2, 0.4] * 3))
+    # a per-chain T = 1 step size (C,) is scaled per replica
+    pt = dataclasses.replace(pt, step_size=torch.tensor([0.1, 0.2, 0.3]))
     inner = pt.inner_sampler(3, torch.zeros(3, 2))
-    torch.testing.assert_close(inner.step_size, torch.tensor([0.1] * 3 + [0.2] * 3 + [0.4] * 3))
+    expected = torch.tensor([0.1, 0.2, 0.3]).repeat_interleave(3) * torch.tensor([1.0, 2, 4] * 3)
+    torch.testing.assert_close(inner.step_size, expected)
     pt = ParallelTempering(Quad(), MALA(Quad(), 0.1), [1.0, 2.0], replica_step_sizes=[0.3, 0.7])
     inner = pt.inner_sampler(2, torch.zeros(2, 2))
-    torch.testing.assert_close(inner.step_size, torch.tensor([0.3, 0.3, 0.7, 0.7]))
+    torch.testing.assert_close(inner.step_size, torch.tensor([0.3, 0.7, 0.3, 0.7]))
 
 
 def _mixture(dtype=torch.float64):
@@ -166,7 +178,7 @@ class WrongSignSwaps(ParallelTempering):
         return -ParallelTempering.swap_log_ratio(beta, e_lo, e_hi)
 
 
-def _t1_moment_z_scores(pt_cls):
+def _t1_moment_z_scores(pt_cls, kernel="mala"):
     """|estimate - truth| / MCSE of the T=1 mean and second moment of a 1-D mixture,
     0.3 N(-3, 0.5^2) + 0.7 N(2, 1), whose moments are exact."""
     w, mu, sd = [0.3, 0.7], [-3.0, 2.0], [0.5, 1.0]
@@ -178,7 +190,10 @@ def _t1_moment_z_scores(pt_cls):
     m1 = sum(wi * mi for wi, mi in zip(w, mu))
     m2 = sum(wi * (mi**2 + si**2) for wi, mi, si in zip(w, mu, sd))
     c = 128
-    pt = pt_cls(target, MALA(target, 0.3), geometric_ladder(5, 20.0), step_scaling=1.0)
+    if kernel == "mala":
+        pt = pt_cls(target, MALA(target, 0.3), geometric_ladder(5, 20.0), step_scaling=1.0)
+    else:  # HMC starts every transition from the cached gradient: checks its rescaling on swaps
+        pt = pt_cls(target, HMC(target, 0.3, 4), geometric_ladder(5, 20.0), step_scaling=0.5)
     x0 = torch.zeros(c, 1, dtype=torch.float64)
     res = run_chain(pt, x0, 1000, burn_in=300, trace=True, generator=gen(6))
     x = res.trace[..., 0]  # (T, C); chains are independent, time averages per chain
@@ -190,13 +205,23 @@ def _t1_moment_z_scores(pt_cls):
     return z
 
 
-def test_t1_marginal_of_1d_target_matches_exact_moments():
-    z = _t1_moment_z_scores(ParallelTempering)
+@pytest.mark.parametrize("kernel", ["mala", "hmc"])
+def test_t1_marginal_of_1d_target_matches_exact_moments(kernel):
+    z = _t1_moment_z_scores(ParallelTempering, kernel)
     assert max(z) <= 4.0, z
 
 
-def test_power_wrong_swap_sign_fails_the_same_test():
-    z = _t1_moment_z_scores(WrongSignSwaps)
+class StaleCacheOnSwap(ParallelTempering):
+    """Power check: swapped states keep the cached E/T and ∇E/T of their old temperature."""
+
+    @staticmethod
+    def _permute(inner, flat, t_chain):
+        return type(inner)(*(v.index_select(0, flat) for v in inner))
+
+
+@pytest.mark.parametrize("broken", [WrongSignSwaps, StaleCacheOnSwap])
+def test_power_broken_swaps_fail_the_same_test(broken):
+    z = _t1_moment_z_scores(broken)
     assert max(z) > 4.0, z
 
 
@@ -215,7 +240,8 @@ def test_protocol_shapes_dtype_reproducibility_and_kernels():
     fac = ParallelTempering(Quad(), lambda e: MALA(e, 0.1), [1.0, 3.0])
     for s in (hmc, fac):
         state, info = s.step(s.init(torch.zeros(4, 2)), generator=gen(9))
-        assert state.inner.x.shape == (8, 2) and info.replica_accept_prob.shape == (2, 4)
+        assert state.inner_x.shape == (4, 2, 2) and info.replica_accept_prob.shape == (4, 2)
+        assert s.inner_state(state).x.shape == (8, 2)
     # resume from a state
     res = run_chain(hmc, torch.zeros(4, 2), 3, generator=gen(2))
     assert run_chain(hmc, res.state, 2, generator=gen(3)).x.shape == (4, 2)
@@ -236,6 +262,25 @@ def test_bad_input():
         ParallelTempering(Quad(), MALA(Quad(), 0.1), [1.0, 2.0], replica_step_sizes=[0.1])
     pt = ParallelTempering(Quad(), MALA(Quad(), 0.1), [1.0, 2.0])
     with pytest.raises(ValueError, match="R = 2"):
-        pt.init_replicas(torch.zeros(3, 4, 2))
+        pt.init_replicas(torch.zeros(4, 3, 2))
+    with pytest.raises(ValueError, match="not both"):
+        ParallelTempering(
+            Quad(), MALA(Quad(), 0.1), [1.0, 2.0], replica_step_sizes=[0.1, 0.2], step_size=0.1
+        )
+    with pytest.raises(ValueError, match="step_size"):
+        ParallelTempering(Quad(), MALA(Quad(), 0.1), [1.0, 2.0], step_size=-0.1)
+    bad_c = ParallelTempering(Quad(), MALA(Quad(), 0.1), [1.0, 2.0], step_size=torch.ones(3))
+    with pytest.raises(ValueError, match="C = 4 chains"):
+        bad_c.init(torch.zeros(4, 2))
     with pytest.raises(TypeError, match="energy_fn"):
         ParallelTempering(None, MALA(Quad(), 0.1), [1.0, 2.0])
+
+
+def test_single_temperature_is_exactly_the_kernel():
+    """R = 1: no swaps, and the chains equal the inner kernel's draw for draw."""
+    x0 = torch.randn(5, 2, dtype=torch.float64, generator=gen(20))
+    pt = ParallelTempering(Quad(), MALA(Quad(), 0.3), [1.0])
+    a = run_chain(pt, x0, 20, trace=True, generator=gen(21))
+    b = run_chain(MALA(Quad(), 0.3), x0, 20, trace=True, generator=gen(21))
+    assert torch.equal(a.trace, b.trace) and torch.equal(a.energy_trace, b.energy_trace)
+    assert torch.equal(a.accept_rate, b.accept_rate)

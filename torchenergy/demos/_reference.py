@@ -56,6 +56,12 @@ def sample_double_well(
 
     ``x_0`` by inverse CDF of ``exp(−h((t/a)² − 1)²)`` tabulated on ``grid`` points (linear
     interpolation between them); ``x_1 ~ N(0, 1)`` independently.
+
+    Example:
+        >>> from torchenergy.energies import DoubleWellEnergy
+        >>> x = sample_double_well(DoubleWellEnergy(2), 4, generator=torch.Generator().manual_seed(0))
+        >>> tuple(x.shape)
+        (4, 2)
     """
     h, a = energy.barrier, energy.separation
     reach = a * (2.0 + (60.0 / h) ** 0.25)
@@ -132,6 +138,12 @@ def mmd_rbf(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
     """Unbiased squared MMD between samples ``x`` (N, D) and ``y`` (M, D), Gaussian kernel.
 
     The bandwidth defaults to the median pairwise distance of ``y`` (the reference).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> a, b = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g)
+        >>> abs(mmd_rbf(a, b)) < 0.02, mmd_rbf(a + 2.0, b) > 0.2
+        (True, True)
 
     Reference:
         Gretton et al., "A kernel two-sample test", JMLR 13 (2012), eq. (3).

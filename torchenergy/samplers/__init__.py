@@ -33,8 +33,8 @@ from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
 from torchenergy.samplers.tempering import (
     ParallelTempering,
     TemperingInfo,
-    TemperingState,
     geometric_ladder,
+    tempering_state_type,
 )
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "ReplayBuffer",
     "Sampler",
     "TemperingInfo",
-    "TemperingState",
     "Welford",
     "WelfordState",
     "adapt",
@@ -73,6 +72,7 @@ __all__ = [
     "run_chain",
     "sample_distribution",
     "sample_momentum",
+    "tempering_state_type",
     "unadjusted_info",
     "warmup_windows",
     "where_chains",

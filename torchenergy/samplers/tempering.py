@@ -1,8 +1,8 @@
 """Parallel tempering (replica exchange) over a temperature ladder, with any kernel inside.
 
 R replicas of each of C chains run at temperatures ``T_0 < T_1 < ... < T_{R-1}`` (normally
-``T_0 = 1``), each targeting ``p_r(x) ∝ exp(−E(x) / T_r)``. All ``R·C`` chains are stacked into
-one batch (replica-major: flat chain ``r·C + c`` is replica r of chain c) and advanced by one call
+``T_0 = 1``), each targeting ``p_r(x) ∝ exp(−E(x) / T_r)``. All ``C·R`` chains are stacked into
+one batch (chain-major: flat chain ``c·R + r`` is replica r of chain c) and advanced by one call
 of the inner kernel on the per-chain tempered energy ``E / T_r``. Every ``swap_every`` steps,
 neighbouring replicas propose to exchange their states, alternating even pairs (0,1), (2,3), ...
 and odd pairs (1,2), (3,4), ... (the deterministic even-odd scheme). A pair (i, j = i + 1)
@@ -15,7 +15,9 @@ invariant, so the coldest replica samples ``exp(−E / T_0)``; the hot replicas 
 energy barriers.
 
 ``State.x`` is the coldest replica, (C, *D), so ``run_chain`` and ``sample`` work as for any
-kernel; the full replica state is ``State.inner`` (the inner kernel's state over R·C chains).
+kernel; every replica's state is in the ``inner_*`` fields, shape (C, R, ...) (see
+:func:`tempering_state_type`; :meth:`ParallelTempering.inner_state` rebuilds the inner kernel's
+state over the C·R chains).
 
 Reference:
     Swendsen & Wang, "Replica Monte Carlo simulation of spin glasses", PRL 57 (1986);
@@ -28,11 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from torchenergy._checks import check_energy_shape, check_positive, check_positive_int
@@ -42,7 +46,7 @@ from torchenergy.samplers.base import Sampler
 from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.types import EnergyFn, Generator
 
-__all__ = ["ParallelTempering", "TemperingInfo", "TemperingState", "geometric_ladder"]
+__all__ = ["ParallelTempering", "TemperingInfo", "geometric_ladder", "tempering_state_type"]
 
 
 def geometric_ladder(
@@ -72,41 +76,48 @@ def geometric_ladder(
     return out
 
 
-class TemperingState(NamedTuple):
-    """State of :class:`ParallelTempering`.
+_FIXED_FIELDS = ("x", "energy", "replica_energy", "step", "swap_attempts", "swap_accepts")
+_STATE_TYPES: dict[type, type] = {}
 
-    Attributes:
-        x: the coldest replica's points, (C, *D).
-        energy: its untempered energies ``E(x)``, (C,).
-        inner: the inner kernel's state over all R·C chains (replica-major).
-        replica_energy: untempered energies of every replica, (R, C).
-        step: transitions so far (0-dim long tensor); decides even or odd swap rounds.
-        swap_attempts: swap proposals per neighbour pair and chain so far, (R − 1, C).
-        swap_accepts: accepted swaps per neighbour pair and chain so far, (R − 1, C).
+
+def tempering_state_type(inner_type: type) -> type:
+    """The State NamedTuple of :class:`ParallelTempering` around an inner kernel's State type.
+
+    Every field is a per-chain tensor with leading dimension C (the sampler protocol):
+
+    * ``x`` (C, *D): the coldest replica; ``energy`` (C,): its untempered ``E(x)``;
+    * ``replica_energy`` (C, R): untempered energies of every replica;
+    * ``step`` (C,) long: transitions so far (decides even or odd swap rounds);
+    * ``swap_attempts``, ``swap_accepts`` (C, R − 1): swap proposals and accepted swaps per
+      neighbour pair (i, i + 1) so far;
+    * ``inner_<f>`` (C, R, ...): field ``f`` of the inner kernel's state for every replica, e.g.
+      ``inner_x`` (C, R, *D) holds all replica positions (the inner kernel runs on the C·R chains
+      of ``inner_x.reshape(C * R, *D)``, chain-major).
     """
-
-    x: Tensor
-    energy: Tensor
-    inner: Any
-    replica_energy: Tensor
-    step: Tensor
-    swap_attempts: Tensor
-    swap_accepts: Tensor
+    st = _STATE_TYPES.get(inner_type)
+    if st is None:
+        fields = tuple(inner_type._fields)  # type: ignore[attr-defined]
+        st = namedtuple("TemperingState", (*_FIXED_FIELDS, *(f"inner_{f}" for f in fields)))
+        st.__doc__ = tempering_state_type.__doc__
+        st._inner_type = inner_type  # type: ignore[attr-defined]
+        st._inner_fields = fields  # type: ignore[attr-defined]
+        _STATE_TYPES[inner_type] = st
+    return st
 
 
 class TemperingInfo(NamedTuple):
-    """Per-step diagnostics of :class:`ParallelTempering`.
+    """Per-step diagnostics of :class:`ParallelTempering`; every field has leading dimension C.
 
     ``accept_prob`` and ``accepted`` (C,) are the coldest replica's inner-kernel values;
     ``nonfinite`` and ``diverged`` (C,) are True when any replica of the chain had them.
 
     Attributes:
-        replica_accept_prob: inner-kernel acceptance probability of every replica, (R, C).
+        replica_accept_prob: inner-kernel acceptance probability of every replica, (C, R).
         swap_prob: swap acceptance probability ``min(1, exp((β_i − β_j)(E_i − E_j)))`` of every
-            neighbour pair (i, i + 1) at the current states, (R − 1, C) (0 for non-finite
+            neighbour pair (i, i + 1) at the current states, (C, R − 1) (0 for non-finite
             energies), whether or not the pair was proposed this step.
-        swap_proposed: pairs proposed this step, (R − 1,) bool.
-        swapped: pairs that exchanged their states, (R − 1, C) bool.
+        swap_proposed: pairs proposed this step, (C, R − 1) bool.
+        swapped: pairs that exchanged their states, (C, R − 1) bool.
     """
 
     accept_prob: Tensor
@@ -117,6 +128,17 @@ class TemperingInfo(NamedTuple):
     swap_prob: Tensor
     swap_proposed: Tensor
     swapped: Tensor
+
+
+class _Layout(NamedTuple):
+    """Per-C cache: the inner kernel and the index/temperature tensors of the C·R batch."""
+
+    inner: Any
+    t_chain: Tensor  # (C·R,) chain-major temperatures
+    dbeta: Tensor  # (R − 1,) β_i − β_{i+1}
+    pair_parity: Tensor  # (R − 1,) i mod 2
+    replica: Tensor  # (R,) 0..R−1
+    offset: Tensor  # (C, 1) c·R
 
 
 def _as_temperatures(temperatures: Any) -> Tensor:
@@ -135,8 +157,9 @@ class ParallelTempering(Sampler):
     """Replica exchange with any kernel inside; see the module docstring for the update rule.
 
     Shapes: ``init(x)`` takes x (C, *D) and starts every replica there (or
-    :meth:`init_replicas` with (R, C, *D)); ``State.x`` (C, *D) is the coldest replica; the
-    inner kernel runs on R·C chains.
+    :meth:`init_replicas` with (C, R, *D)); ``State.x`` (C, *D) is the coldest replica and every
+    State field has leading dimension C (see :func:`tempering_state_type`); the inner kernel runs
+    on C·R chains (chain-major: flat chain ``c·R + r`` is replica r of chain c).
 
     Args:
         energy_fn: the target energy ``(C, *D) -> (C,)`` (at ``T = 1``).
@@ -145,19 +168,21 @@ class ParallelTempering(Sampler):
             ``dataclasses.replace``) or a factory ``kernel(tempered_energy) -> sampler``.
         temperatures: strictly increasing ladder (R,), e.g. :func:`geometric_ladder`.
         swap_every: propose swaps every ``swap_every`` steps (>= 1).
-        step_scaling: with ``s != 0`` the replica r uses step size ``ε · T_r^s`` (the kernel
-            needs a float ``step_size`` field): ``s = 1`` keeps the MALA/Langevin acceptance
-            roughly level across the ladder (their ε scales like a variance), ``s = 0.5`` suits
-            HMC (ε scales like a length).
-        replica_step_sizes: explicit per-replica step sizes (R,) instead (overrides the above).
+        step_scaling: with ``s != 0`` the replica r uses step size ``ε · T_r^s``: ``s = 1``
+            keeps the MALA/Langevin acceptance roughly level across the ladder (their ε scales
+            like a variance), ``s = 0.5`` suits HMC (ε scales like a length).
+        replica_step_sizes: explicit per-replica step sizes (R,) instead (e.g. from
+            :func:`~torchenergy.samplers.adapt`).
+        step_size: the T = 1 step size ε, a float or a per-chain (C,) tensor, replacing the
+            kernel's (None: the kernel's own). Not together with ``replica_step_sizes``.
 
     Example:
         >>> from torchenergy.samplers import MALA
         >>> f = lambda x: 0.5 * (x ** 2).sum(-1)
         >>> pt = ParallelTempering(f, MALA(f, 0.1), geometric_ladder(4, 8.0), step_scaling=1.0)
         >>> state, info = pt.step(pt.init(torch.zeros(5, 2)), generator=torch.Generator().manual_seed(0))
-        >>> tuple(state.x.shape), tuple(info.swap_prob.shape)
-        ((5, 2), (3, 5))
+        >>> tuple(state.x.shape), tuple(state.inner_x.shape), tuple(info.swap_prob.shape)
+        ((5, 2), (5, 4, 2), (5, 3))
     """
 
     energy_fn: EnergyFn
@@ -166,6 +191,7 @@ class ParallelTempering(Sampler):
     swap_every: int = 1
     step_scaling: float = 0.0
     replica_step_sizes: Sequence[float] | Tensor | None = None
+    step_size: float | Tensor | None = None
     _temps: Tensor = field(init=False, repr=False, compare=False)
     _cache: dict = field(init=False, repr=False, compare=False)
 
@@ -199,6 +225,18 @@ class ParallelTempering(Sampler):
                     f"got {tuple(rs.shape)}"
                 )
             check_positive("replica_step_sizes", rs)
+        if self.step_size is not None:
+            check_positive("step_size", self.step_size)
+            if isinstance(self.step_size, Tensor) and self.step_size.dim() > 1:
+                raise ValueError(
+                    "step_size must be a float or a tensor of shape () or (C,), got shape "
+                    f"{tuple(self.step_size.shape)}"
+                )
+            if self.replica_step_sizes is not None:
+                raise ValueError(
+                    "give either step_size (the T = 1 step, scaled by T^step_scaling) or "
+                    "replica_step_sizes (R,), not both"
+                )
         object.__setattr__(self, "_temps", temps)
         object.__setattr__(self, "_cache", {})
 
@@ -207,12 +245,65 @@ class ParallelTempering(Sampler):
         """R, the number of temperatures."""
         return int(self._temps.numel())
 
-    # the inner kernel over R*C chains ------------------------------------------------------
+    def _base_step(self) -> float | Tensor | None:
+        if self.step_size is not None:
+            return self.step_size
+        if dataclasses.is_dataclass(self.kernel):
+            return getattr(self.kernel, "step_size", None)
+        return None
+
+    def current_replica_step_sizes(self) -> Tensor:
+        """The step size of each replica, (R,) float64: ``replica_step_sizes`` when given, else
+        ``ε · T_r^step_scaling`` with ε the scalar step size (a per-chain ε: its geometric mean)."""
+        if self.replica_step_sizes is not None:
+            return torch.as_tensor(self.replica_step_sizes, dtype=torch.float64).detach().cpu()
+        base = self._base_step()
+        if base is None:
+            raise ValueError(
+                "per-replica step sizes need replica_step_sizes, step_size or a kernel with a "
+                f"step_size field, got {type(self.kernel).__name__}"
+            )
+        if isinstance(base, Tensor):
+            base = float(base.detach().double().log().mean().exp())
+        return float(base) * self._temps.pow(self.step_scaling)
+
+    # the inner kernel over C*R chains ------------------------------------------------------
     def _chain_temps(self, n_chains: int, like: Tensor) -> Tensor:
-        return self._temps.to(device=like.device, dtype=like.dtype).repeat_interleave(n_chains)
+        """Per-chain temperatures of the C·R inner chains, chain-major, (C·R,)."""
+        return self._temps.to(device=like.device, dtype=like.dtype).repeat(n_chains)
+
+    def _inner_step(self, n_chains: int, like: Tensor) -> float | Tensor | None:
+        r = self.n_replicas
+        kw = {"device": like.device, "dtype": like.dtype}
+        if self.replica_step_sizes is not None:
+            rs = torch.as_tensor(self.replica_step_sizes, dtype=torch.float64)
+            return rs.to(**kw).repeat(n_chains)
+        base = self._base_step()
+        if self.step_scaling == 0.0 and not isinstance(self.step_size, Tensor):
+            return self.step_size  # a float (or None: the kernel's own)
+        if base is None:
+            raise ValueError(
+                f"step_scaling needs a kernel with a step_size field, got {type(self.kernel).__name__}"
+            )
+        if isinstance(base, Tensor) and base.dim() == 1:
+            if base.shape[0] != n_chains:
+                raise ValueError(
+                    f"step_size has shape {tuple(base.shape)} but x has C = {n_chains} chains; "
+                    "a per-chain step_size must have shape (C,)"
+                )
+            per_chain = base.to(**kw).repeat_interleave(r)
+        elif isinstance(base, Tensor):
+            per_chain = base.to(**kw).expand(n_chains * r)
+        else:
+            per_chain = torch.full((n_chains * r,), float(base), **kw)
+        return per_chain * self._chain_temps(n_chains, like).pow(self.step_scaling)
 
     def inner_sampler(self, n_chains: int, like: Tensor) -> Any:
-        """The inner kernel over ``R · n_chains`` chains on the per-chain tempered energy."""
+        """The inner kernel over ``n_chains · R`` chains on the per-chain tempered energy."""
+        return self._layout(n_chains, like).inner
+
+    def _layout(self, n_chains: int, like: Tensor) -> _Layout:
+        """The inner kernel and the index/temperature tensors for C chains (cached per C)."""
         key = (n_chains, like.device, like.dtype)
         cached = self._cache.get(key)
         if cached is not None:
@@ -222,27 +313,6 @@ class ParallelTempering(Sampler):
             tempered = self.energy_fn.tempered(t_chain)
         else:
             tempered = TemperedEnergy(self.energy_fn, t_chain)
-        step = None
-        base = (
-            getattr(self.kernel, "step_size", None)
-            if dataclasses.is_dataclass(self.kernel)
-            else None
-        )
-        if self.replica_step_sizes is not None:
-            rs = torch.as_tensor(self.replica_step_sizes, dtype=torch.float64)
-            step = rs.to(device=like.device, dtype=like.dtype).repeat_interleave(n_chains)
-        elif self.step_scaling != 0.0:
-            if base is None:
-                raise ValueError(
-                    "step_scaling needs a kernel with a step_size field, got "
-                    f"{type(self.kernel).__name__}"
-                )
-            if isinstance(base, Tensor) and base.numel() != 1:
-                raise ValueError(
-                    "step_scaling needs a scalar kernel step_size (use replica_step_sizes for "
-                    f"per-replica sizes), got shape {tuple(base.shape)}"
-                )
-            step = float(base) * t_chain.pow(self.step_scaling)
         if dataclasses.is_dataclass(self.kernel) and hasattr(self.kernel, "step"):
             inner = dataclasses.replace(self.kernel, energy_fn=tempered)
         else:
@@ -251,13 +321,25 @@ class ParallelTempering(Sampler):
                 raise TypeError(
                     f"kernel factory must return a sampler with init/step, got {type(inner).__name__}"
                 )
+        step = self._inner_step(n_chains, like)
         if step is not None:
             inner = dataclasses.replace(inner, step_size=step)
-        self._cache[key] = inner
-        return inner
+        r = self.n_replicas
+        temps = self._temps.to(device=like.device, dtype=like.dtype)
+        beta = 1.0 / temps
+        layout = _Layout(
+            inner=inner,
+            t_chain=t_chain,
+            dbeta=beta[:-1] - beta[1:],
+            pair_parity=torch.arange(max(r - 1, 0), device=like.device) % 2,
+            replica=torch.arange(r, device=like.device),
+            offset=torch.arange(n_chains, device=like.device).unsqueeze(1) * r,
+        )
+        self._cache[key] = layout
+        return layout
 
     def _raw_energy(self, inner_state: Any, t_chain: Tensor) -> Tensor:
-        """Untempered energies of all R·C chains: from the cache ``E/T`` when the state has it."""
+        """Untempered energies of all C·R chains: from the cache ``E/T`` when the state has it."""
         if hasattr(inner_state, "energy"):
             return inner_state.energy * t_chain
         with torch.no_grad():
@@ -265,86 +347,106 @@ class ParallelTempering(Sampler):
         check_energy_shape(e, inner_state.x)
         return e.detach()
 
+    def inner_state(self, state: Any) -> Any:
+        """The inner kernel's state over the C·R chains (chain-major) held by ``state``."""
+        c, r = state.x.shape[0], self.n_replicas
+        return type(state)._inner_type(
+            *(
+                getattr(state, f"inner_{f}").reshape(c * r, *getattr(state, f"inner_{f}").shape[2:])
+                for f in type(state)._inner_fields
+            )
+        )
+
+    def _pack(
+        self,
+        inner: Any,
+        energy: Tensor,
+        step: Tensor,
+        attempts: Tensor,
+        accepts: Tensor,
+        *,
+        check: bool = True,
+    ) -> Any:
+        c = energy.shape[0]
+        st = tempering_state_type(type(inner))
+        fields = []
+        for name, v in zip(st._inner_fields, inner):
+            if check and (
+                not isinstance(v, Tensor) or v.dim() < 1 or v.shape[0] != c * self.n_replicas
+            ):
+                got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+                raise TypeError(
+                    f"the kernel's state field {name!r} must be a per-chain tensor with leading "
+                    f"dimension C·R = {c * self.n_replicas}, got {got}"
+                )
+            fields.append(v.reshape(c, self.n_replicas, *v.shape[1:]))
+        return st(fields[0][:, 0], energy[:, 0], energy, step, attempts, accepts, *fields)
+
     # protocol ------------------------------------------------------------------------------
-    def init(self, x: Tensor) -> TemperingState:
+    def init(self, x: Tensor) -> Any:
         """Start every replica at ``x`` (C, *D)."""
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise TypeError(f"x must be a tensor (C, *D), got {type(x).__name__}")
-        return self.init_replicas(x.unsqueeze(0).expand(self.n_replicas, *x.shape))
+        return self.init_replicas(x.unsqueeze(1).expand(x.shape[0], self.n_replicas, *x.shape[1:]))
 
-    def init_replicas(self, x: Tensor) -> TemperingState:
-        """Start from per-replica points ``x`` (R, C, *D) (replica 0 is the coldest)."""
-        if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] != self.n_replicas:
+    def init_replicas(self, x: Tensor) -> Any:
+        """Start from per-replica points ``x`` (C, R, *D) (replica 0 is the coldest)."""
+        if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[1] != self.n_replicas:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(
-                f"x must have shape (R, C, *D) with R = {self.n_replicas} replicas, got {got}"
+                f"x must have shape (C, R, *D) with R = {self.n_replicas} replicas, got {got}"
             )
-        r, c = x.shape[:2]
-        flat = x.reshape(r * c, *x.shape[2:]).detach().clone()
+        c, r = x.shape[:2]
+        flat = x.reshape(c * r, *x.shape[2:]).detach().clone()
         inner = self.inner_sampler(c, flat).init(flat)
         t_chain = self._chain_temps(c, inner.x)
-        e = self._raw_energy(inner, t_chain).reshape(r, c)
-        zeros = torch.zeros(max(r - 1, 0), c, device=flat.device, dtype=flat.dtype)
-        return TemperingState(
-            x=inner.x[:c],
-            energy=e[0],
-            inner=inner,
-            replica_energy=e,
-            step=torch.zeros((), dtype=torch.long, device=flat.device),
-            swap_attempts=zeros,
-            swap_accepts=zeros.clone(),
-        )
+        e = self._raw_energy(inner, t_chain).reshape(c, r)
+        zeros = torch.zeros(c, max(r - 1, 0), device=flat.device, dtype=flat.dtype)
+        step = torch.zeros(c, dtype=torch.long, device=flat.device)
+        return self._pack(inner, e, step, zeros, zeros.clone())
 
-    def step(
-        self, state: TemperingState, *, generator: Generator = None
-    ) -> tuple[TemperingState, TemperingInfo]:
+    def step(self, state: Any, *, generator: Generator = None) -> tuple[Any, TemperingInfo]:
         """One inner-kernel transition of every replica, then one round of neighbour swaps."""
         r = self.n_replicas
         c = state.x.shape[0]
-        inner_sampler = self.inner_sampler(c, state.x)
-        inner, info = inner_sampler.step(state.inner, generator=generator)
-        t_chain = self._chain_temps(c, inner.x)
-        energy = self._raw_energy(inner, t_chain).reshape(r, c)
+        lay = self._layout(c, state.x)
+        inner, info = lay.inner.step(self.inner_state(state), generator=generator)
+        energy = self._raw_energy(inner, lay.t_chain).reshape(c, r)
 
         # neighbour swaps (even or odd round), all decided with tensors
-        step = state.step + 1
-        beta = 1.0 / self._temps.to(device=energy.device, dtype=energy.dtype)
-        pair = torch.arange(max(r - 1, 0), device=energy.device)
+        step = state.step + 1  # (C,)
         round_parity = torch.div(step - 1, self.swap_every, rounding_mode="floor") % 2
-        proposed = (pair % 2 == round_parity) & (step % self.swap_every == 0)
-        e_lo, e_hi = energy[:-1], energy[1:]
-        log_ratio = self.swap_log_ratio(beta, e_lo, e_hi)
+        due = (step % self.swap_every == 0).unsqueeze(1)
+        proposed = (lay.pair_parity == round_parity.unsqueeze(1)) & due  # (C, R - 1)
+        e_lo, e_hi = energy[:, :-1], energy[:, 1:]
+        log_ratio = self.swap_log_ratio(lay.dbeta, e_lo, e_hi)
         finite = torch.isfinite(e_lo) & torch.isfinite(e_hi)
         mh = metropolis_accept(log_ratio, finite, generator=generator)
-        swapped = mh.accepted & proposed.unsqueeze(1)
+        swapped = mh.accepted & proposed
 
-        # permutation: replica k takes the state of its partner when its pair swapped
-        src = torch.arange(r, device=energy.device).unsqueeze(1).expand(r, c)
-        down = torch.zeros(r, c, dtype=torch.bool, device=energy.device)  # k <- k+1
-        up = torch.zeros(r, c, dtype=torch.bool, device=energy.device)  # k <- k-1
-        down[:-1] = swapped
-        up[1:] = swapped
-        src = src + down.long() - up.long()
-        new_inner = self._permute(inner, src, t_chain, r, c)
-        new_energy = torch.gather(energy, 0, src)
+        # permutation: replica k takes the state of replica k+1 (k-1) when pair (k, k+1)
+        # ((k-1, k)) swapped; pairs proposed together are disjoint
+        sw = swapped.long()
+        src = lay.replica + F.pad(sw, (0, 1)) - F.pad(sw, (1, 0))  # (C, R)
+        flat = (lay.offset + src).reshape(-1)  # (C·R,) source chain of every inner chain
+        new_inner = self._permute(inner, flat, lay.t_chain)
+        new_energy = energy.reshape(-1).index_select(0, flat).reshape(c, r)
 
-        proposed_f = proposed.to(energy.dtype).unsqueeze(1).expand(-1, c)
-        info_r = _by_replica(info, r, c)
-        new_state = TemperingState(
-            x=new_inner.x[:c],
-            energy=new_energy[0],
-            inner=new_inner,
-            replica_energy=new_energy,
-            step=step,
-            swap_attempts=state.swap_attempts + proposed_f,
-            swap_accepts=state.swap_accepts + swapped.to(energy.dtype),
+        acc = info.accept_prob.reshape(c, r)
+        new_state = self._pack(
+            new_inner,
+            new_energy,
+            step,
+            state.swap_attempts + proposed.to(energy.dtype),
+            state.swap_accepts + swapped.to(energy.dtype),
+            check=False,
         )
         out = TemperingInfo(
-            accept_prob=info_r["accept_prob"][0],
-            accepted=info_r["accepted"][0],
-            nonfinite=info_r["nonfinite"].any(0),
-            diverged=info_r["diverged"].any(0),
-            replica_accept_prob=info_r["accept_prob"],
+            accept_prob=acc[:, 0],
+            accepted=info.accepted.reshape(c, r)[:, 0],
+            nonfinite=info.nonfinite.reshape(c, r).any(1),
+            diverged=info.diverged.reshape(c, r).any(1),
+            replica_accept_prob=acc,
             swap_prob=mh.accept_prob,
             swap_proposed=proposed,
             swapped=swapped,
@@ -352,36 +454,27 @@ class ParallelTempering(Sampler):
         return new_state, out
 
     @staticmethod
-    def swap_log_ratio(beta: Tensor, e_lo: Tensor, e_hi: Tensor) -> Tensor:
-        """``(β_i − β_{i+1})(E_i − E_{i+1})`` for every neighbour pair; β (R,), E (R − 1, C)."""
-        return (beta[:-1] - beta[1:]).unsqueeze(1) * (e_lo - e_hi)
+    def swap_log_ratio(dbeta: Tensor, e_lo: Tensor, e_hi: Tensor) -> Tensor:
+        """``(β_i − β_{i+1})(E_i − E_{i+1})`` for every neighbour pair; ``dbeta`` (R − 1,) holds
+        ``β_i − β_{i+1}``, energies (C, R − 1)."""
+        return dbeta * (e_lo - e_hi)
 
     @staticmethod
-    def swap_rate(state: TemperingState) -> Tensor:
+    def swap_rate(state: Any) -> Tensor:
         """Observed swap acceptance rate of each neighbour pair, pooled over chains, (R − 1,)."""
-        return state.swap_accepts.sum(1) / state.swap_attempts.sum(1).clamp_min(1.0)
+        return state.swap_accepts.sum(0) / state.swap_attempts.sum(0).clamp_min(1.0)
 
     @staticmethod
-    def _permute(inner: Any, src: Tensor, t_chain: Tensor, r: int, c: int) -> Any:
-        """Move every per-chain field of the inner state along the replica axis (``src`` (R, C))
-        and rescale the cached tempered ``energy`` / ``grad`` (∝ 1/T) to their new temperature."""
-        t = t_chain.reshape(r, c)
-        factor = torch.gather(t, 0, src) / t  # T_from / T_to
-        fields = {}
-        for name, value in inner._asdict().items():
-            if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == r * c:
-                v = value.reshape(r, c, *value.shape[1:])
-                idx = src.reshape(r, c, *([1] * (v.dim() - 2))).expand_as(v)
-                v = torch.gather(v, 0, idx)
+    def _permute(inner: Any, flat: Tensor, t_chain: Tensor) -> Any:
+        """Move every per-chain field of the inner state to its new chain (``flat`` (C·R,): the
+        source of each chain) and rescale the cached tempered ``energy`` / ``grad`` (∝ 1/T)."""
+        n = flat.shape[0]
+        factor = t_chain.index_select(0, flat) / t_chain  # T_from / T_to, (C·R,)
+        fields = []
+        for name, value in zip(inner._fields, inner):
+            if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == n:
+                value = value.index_select(0, flat)
                 if name in ("energy", "grad"):
-                    v = v * factor.reshape(r, c, *([1] * (v.dim() - 2))).to(v.dtype)
-                value = v.reshape(r * c, *value.shape[1:])
-            fields[name] = value
-        return type(inner)(**fields)
-
-
-def _by_replica(info: Any, r: int, c: int) -> dict[str, Tensor]:
-    out = {}
-    for name in ("accept_prob", "accepted", "nonfinite", "diverged"):
-        out[name] = getattr(info, name).reshape(r, c)
-    return out
+                    value = value * factor.reshape(-1, *([1] * (value.dim() - 1))).to(value.dtype)
+            fields.append(value)
+        return type(inner)(*fields)
