@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    ap.add_argument(
+        "--compile-cases", default="abcd", help="cases that get a torch.compile row (e.g. 'ab')"
+    )
     ap.add_argument("--cases", default="abcd", help="subset of cases, e.g. 'ab'")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "samplers_speed.md"))
     args = ap.parse_args(argv)
@@ -328,7 +331,7 @@ def main(argv: list[str] | None = None) -> str:
     ]
     summary = []
     for key in args.cases:
-        case = CASES[key](not args.no_compile)
+        case = CASES[key](not args.no_compile and key in args.compile_cases)
         methods = dict(case["methods"])
         compile_note = ""
         if "compile" in case:
@@ -362,6 +365,8 @@ def main(argv: list[str] | None = None) -> str:
                 eager = best.get("torchenergy init/step loop", ours)
                 note += f", compiled/eager = {best['torchenergy torch.compile(step) loop'] / eager:.2f}x"
         summary.append(note)
+    lines.append("")
+    lines.append(f"load average after: {os.getloadavg()[0]:.1f}")
     lines += ["", "## Summary", ""] + [f"- {s}" for s in summary]
     text = "\n".join(lines) + "\n"
     out = Path(args.out)

@@ -22,6 +22,7 @@ __all__ = [
     "check_vector_input",
     "checked_cholesky",
     "log_integral_1d",
+    "row_sum",
 ]
 
 
@@ -49,6 +50,15 @@ def check_vector_input(x: Tensor, dim: int | None, where: str) -> None:
     if x.dim() != 2 or (dim is not None and x.shape[1] != dim):
         want = f"(C, {dim})" if dim is not None else "(C, D)"
         raise ValueError(f"{where} expects x of shape {want}, got shape {tuple(x.shape)}")
+
+
+def row_sum(t: Tensor) -> Tensor:
+    """Sum over the last dimension, ``(..., D) -> (...)``, as a matrix-vector product.
+
+    On CPU a reduction over a short last dimension (D = 2 with 10,000 chains) runs a scalar loop
+    that is ~10x slower than the BLAS ``t @ ones(D)``; NaN and inf propagate the same way.
+    """
+    return t @ torch.ones(t.shape[-1], dtype=t.dtype, device=t.device)
 
 
 def checked_cholesky(name: str, cov: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ from torchenergy.energies._util import (
     as_float_tensor,
     check_vector_input,
     checked_cholesky,
+    row_sum,
 )
 from torchenergy.energies.base import Energy
 from torchenergy.types import Generator
@@ -95,7 +96,7 @@ class GaussianEnergy(Energy):
         mean, prec = self._params(x)
         diff = x - mean
         grad = diff @ prec
-        return 0.5 * (diff * grad).sum(-1), grad
+        return 0.5 * row_sum(diff * grad), grad
 
     def log_partition(self) -> Tensor:
         """``log Z = (D/2) log 2π + Σ_i log L_ii`` (L the Cholesky factor), a 0-dim tensor."""
@@ -201,7 +202,7 @@ class GaussianMixtureEnergy(Energy):
         coef = self.log_coef.to(dtype=x.dtype, device=x.device)
         diff = x.unsqueeze(1) - means  # (C, K, D)
         pdiff = torch.einsum("ckd,kde->cke", diff, prec)
-        return coef - 0.5 * (diff * pdiff).sum(-1), pdiff
+        return coef - 0.5 * row_sum(diff * pdiff), pdiff
 
     def forward(self, x: Tensor) -> Tensor:
         """Energies (C, D) -> (C,); see the class docstring for the convention."""
@@ -278,7 +279,7 @@ class HarmonicEnergy(Energy):
     def forward(self, x: Tensor) -> Tensor:
         """Energies ``½ k ‖x‖²``: (C, *D) -> (C,)."""
         check_tensor("x", x, min_dim=1, floating=True)
-        return (0.5 * self.stiffness) * x.reshape(x.shape[0], -1).square().sum(1)
+        return (0.5 * self.stiffness) * row_sum(x.reshape(x.shape[0], -1).square())
 
     def energy_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(½ k ‖x‖², k x)``, shapes (C,) and (C, *D); closed form."""
