@@ -133,7 +133,11 @@ def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, 
         sampler = Langevin(net, step_size=cfg.langevin_step)
         if method == "pcd":
             buf = ReplayBuffer(
-                cfg.buffer_size, (2,), noise=_uniform_box(cfg.noise_box), reinit_prob=0.05, generator=g
+                cfg.buffer_size,
+                (2,),
+                noise=_uniform_box(cfg.noise_box),
+                reinit_prob=0.05,
+                generator=g,
             )
             make = PersistentNegatives(sampler, buf, n_steps=cfg.chain_steps)
         else:
@@ -144,7 +148,9 @@ def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, 
     if method == "sliced_sm":
         return (lambda x: sliced_score_matching(net, x, generator=g).loss), []
     if method == "denoising_sm":
-        return (lambda x: denoising_score_matching(net, x, sigma=cfg.dsm_sigma, generator=g).loss), []
+        return (
+            lambda x: denoising_score_matching(net, x, sigma=cfg.dsm_sigma, generator=g).loss
+        ), []
     if method == "nce":
         mean = train.mean(0)
         cov = torch.cov(train.T) * cfg.nce_scale**2
