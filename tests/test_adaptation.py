@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from torchenergy.energies import Energy
-from torchenergy.samplers import HMC, MALA
+from torchenergy.samplers import HMC, MALA, Langevin
 from torchenergy.samplers.adaptation import (
     DualAveraging,
     Welford,
@@ -201,3 +201,31 @@ def test_adapt_bad_input():
         adapt(NoStep(target), x0, 10)
     with pytest.raises(ValueError, match="n_warmup"):
         adapt(MALA(target, 0.1), x0, -1)
+    with pytest.warns(RuntimeWarning, match="unadjusted"):
+        adapt(Langevin(target, 0.01), x0, 20)
+
+
+def test_parallel_tempering_gets_one_tuned_step_size_per_replica():
+    from torchenergy.samplers import ParallelTempering, geometric_ladder
+
+    target = Gauss(torch.eye(5, dtype=torch.float64))
+    temps = geometric_ladder(4, 16.0)
+    pt = ParallelTempering(target, MALA(target, 0.1), temps)
+    c = 64
+    x0 = torch.randn(c, 5, dtype=torch.float64, generator=gen(13))
+    tuned, state = adapt(pt, x0, 400, generator=gen(14))
+    eps = torch.as_tensor(tuned.replica_step_sizes)
+    assert eps.shape == (4,)
+    # the tempered Gaussian has variance T: the tuned MALA step grows with the temperature
+    assert bool((eps[1:] > eps[:-1]).all())
+    acc = []
+    g = gen(15)
+    for _ in range(200):
+        state, info = tuned.step(state, generator=g)
+        acc.append(info.replica_accept_prob)
+    per_chain = torch.stack(acc).mean(0)  # (C, R): independent chains per replica
+    rate = per_chain.mean(0)
+    mcse = per_chain.std(0) / math.sqrt(c)
+    assert torch.all((rate - 0.574).abs() <= ADAPT_TOL + 4 * mcse), (rate, mcse)
+    with pytest.raises(ValueError, match="per replica"):
+        adapt(pt, x0, 10, per_chain=True)

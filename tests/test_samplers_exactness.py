@@ -190,3 +190,63 @@ def test_gradient_evaluation_counts():
         for _ in range(10):
             state, _ = s.step(state, generator=g)
         assert energy.calls == 1 + 10 * per_step, (type(s).__name__, energy.calls)
+
+
+def test_finite_chains_flags_each_kind_of_nonfinite_value():
+    from torchenergy.samplers._common import finite_chains
+
+    x = torch.zeros(5, 1, 2, 2, dtype=F64)
+    e = torch.zeros(5, dtype=F64)
+    g = torch.zeros(5, 1, 2, 2, dtype=F64)
+    x[1, 0, 1, 1] = float("nan")
+    g[2, 0, 0, 1] = float("inf")
+    e[3] = -float("inf")
+    x[4, 0, 0, 0], g[4, 0, 0, 0] = float("inf"), -float("inf")  # inf − inf must still be caught
+    assert finite_chains(x, e, g).tolist() == [True, False, False, False, False]
+    other = torch.zeros(5, 3, dtype=F64)  # a different event shape is reduced separately
+    other[0, 2] = float("nan")
+    assert finite_chains(x, e, other).tolist() == [False, False, True, False, False]
+
+
+def test_langevin_step_by_hand_with_clip_clamp_and_noise_scale():
+    g0 = torch.Generator().manual_seed(13)
+    x0 = 2 * torch.randn(50, 3, generator=g0, dtype=F64)
+    energy = Quartic()
+    eps, s, clip, box = 0.2, 0.7, 1.5, (-1.0, 1.2)
+    sampler = Langevin(energy, eps, noise_scale=s, grad_clip=clip, clamp=box)
+    state, info = sampler.step(sampler.init(x0), generator=torch.Generator().manual_seed(14))
+    _, grad = energy_and_grad(energy, x0)
+    norm = grad.norm(dim=1, keepdim=True)
+    clipped = torch.where(norm > clip, grad * clip / norm, grad)
+    z = torch.randn(x0.shape, generator=torch.Generator().manual_seed(14), dtype=F64)
+    x1 = (x0 - eps * clipped + math.sqrt(2 * eps) * s * z).clamp(*box)
+    torch.testing.assert_close(state.x, x1)
+    e1, g1 = energy_and_grad(energy, x1)
+    torch.testing.assert_close(state.energy, e1)
+    torch.testing.assert_close(state.grad, g1)
+    assert info.accepted.all() and not info.diverged.any()
+    assert (norm > clip).any() and (norm <= clip).any()  # both branches exercised
+
+
+def test_hmc_step_by_hand():
+    """Momentum draw, L leapfrog steps, Metropolis on H: recomputed from the same stream."""
+    g0 = torch.Generator().manual_seed(15)
+    x0 = torch.randn(400, 3, generator=g0, dtype=F64)
+    energy = Quartic()
+    inv_mass = torch.tensor([0.5, 1.0, 2.0], dtype=F64)
+    sampler = HMC(energy, 0.45, 4, inverse_mass=inv_mass, jitter=0.3)
+    state, info = sampler.step(sampler.init(x0), generator=torch.Generator().manual_seed(16))
+    g = torch.Generator().manual_seed(16)
+    eps = 0.45 * (1 + 0.3 * (2 * torch.rand(400, generator=g, dtype=F64) - 1))
+    p0 = torch.randn(x0.shape, generator=g, dtype=F64) / inv_mass.sqrt()
+    x, p = x0.clone(), p0.clone()
+    for _ in range(4):  # textbook leapfrog, two gradient half steps per step
+        p = p - 0.5 * eps[:, None] * energy_and_grad(energy, x)[1]
+        x = x + eps[:, None] * inv_mass * p
+        p = p - 0.5 * eps[:, None] * energy_and_grad(energy, x)[1]
+    h0 = energy(x0) + 0.5 * (p0**2 * inv_mass).sum(1)
+    h1 = energy(x) + 0.5 * (p**2 * inv_mass).sum(1)
+    torch.testing.assert_close(info.accept_prob, torch.exp(h0 - h1).clamp(max=1.0))
+    acc = torch.rand(400, generator=g, dtype=F64) < torch.exp(h0 - h1)
+    assert torch.equal(info.accepted, acc) and 0.2 < acc.double().mean() < 0.98
+    torch.testing.assert_close(state.x, torch.where(acc[:, None], x, x0))

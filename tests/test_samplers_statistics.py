@@ -155,6 +155,17 @@ def test_ula_one_dimensional_variance_formula():
         ("mala", lambda e: MALA(e, 0.3), 30),
         ("hmc", lambda e: HMC(e, 0.4, 8, jitter=0.3), 10),
         ("hmc-mass", lambda e: HMC(e, 0.5, 4, inverse_mass=torch.diagonal(e.cov).clone()), 10),
+        (
+            "hmc-per-chain-mass-and-step",
+            lambda e: HMC(
+                e,
+                torch.linspace(0.2, 0.5, 4000, dtype=F64),
+                4,
+                inverse_mass=torch.diagonal(e.cov)
+                * torch.linspace(0.5, 1.5, 4000, dtype=F64)[:, None],
+            ),
+            10,
+        ),
     ],
 )
 def test_chains_started_at_exact_draws_stay_there(name, make, n_steps):
@@ -177,3 +188,30 @@ def test_ula_started_at_its_stationary_law_stays_there():
     res = run_chain(Langevin(target, eps), x0, 25, generator=g)
     z = mcse_z(_per_chain_stats(res.x[None], target.mean), _truth(biased))
     assert float(z.max()) <= z_bonferroni(z.numel())
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [("mala", lambda e: MALA(e, 0.3)), ("hmc", lambda e: HMC(e, 0.3, 5, jitter=0.2))],
+)
+def test_long_chains_within_ess_based_mcse(name, make):
+    """Few long chains on the library's GaussianEnergy, MCSE = sd / sqrt(ESS) from diagnostics."""
+    from torchenergy.diagnostics import effective_sample_size, mcse_mean, split_rhat
+    from torchenergy.energies import GaussianEnergy
+
+    ref = _corr2d()
+    target = GaussianEnergy(ref.mean, ref.cov)
+    g = torch.Generator().manual_seed(77)
+    x0 = target.sample(32, generator=g)  # exact draws: no burn-in bias
+    res = run_chain(make(target), x0, 1500, trace=True, generator=g)
+    c = res.trace - ref.mean
+    stats = torch.cat([res.trace, c[..., [0, 0, 1]] * c[..., [0, 1, 1]]], -1)  # (T, C, 5)
+    z = (stats.mean((0, 1)) - _truth(ref)).abs() / mcse_mean(stats)
+    assert float(z.max()) <= z_bonferroni(5), (name, z)
+    # split R-hat of well-mixed chains: R² ≈ (n−1)/n + B/W with B/W ≈ χ²_{m−1} / ((m−1) n_e),
+    # m = 64 half-chains of effective size n_e = ESS / m; bound at z = 4 on the χ² quantile
+    m = 2 * res.trace.shape[1]
+    n_e = effective_sample_size(res.trace) / m
+    bound = torch.sqrt(1 + (1 + 4 * math.sqrt(2 / (m - 1))) / n_e)
+    r = split_rhat(res.trace)
+    assert (r <= bound).all(), (name, r, bound)

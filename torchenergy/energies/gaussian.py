@@ -73,7 +73,9 @@ class GaussianEnergy(Energy):
         self.register_buffer("mean", mean)
         self.register_buffer("covariance", 0.5 * (cov + cov.mT))
         self.register_buffer("scale_tril", chol)
-        self.register_buffer("precision", torch.cholesky_inverse(chol))
+        prec = torch.cholesky_inverse(chol)
+        # symmetric and row-major: a transposed (column-major) operand makes ``diff @ P`` far slower
+        self.register_buffer("precision", (0.5 * (prec + prec.mT)).contiguous())
         self.dim = d
         self.event_shape = (d,)
 
@@ -182,7 +184,8 @@ class GaussianMixtureEnergy(Energy):
         self.register_buffer("covariances", 0.5 * (cov + cov.mT))
         self.register_buffer("weights", w)
         self.register_buffer("scale_tril", chol)
-        self.register_buffer("precisions", torch.cholesky_inverse(chol))
+        prec = torch.cholesky_inverse(chol)
+        self.register_buffer("precisions", (0.5 * (prec + prec.mT)).contiguous())
         # log w_k − ½ log|Σ_k|  (−inf for a zero weight, which logsumexp handles)
         half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
         self.register_buffer("log_coef", torch.log(w) - half_logdet)

@@ -15,8 +15,10 @@ from torchenergy.samplers.adaptation import (
     adapt,
     warmup_windows,
 )
+from torchenergy.samplers.annealed import AnnealedLangevin, AnnealedState, geometric_schedule
 from torchenergy.samplers.base import BaseInfo, DivergenceError, Sampler, unadjusted_info
 from torchenergy.samplers.buffer import ReplayBuffer, sample_distribution
+from torchenergy.samplers.descent import GradientDescent, Nesterov, NesterovState
 from torchenergy.samplers.driver import ChainResult, run_chain
 from torchenergy.samplers.hmc import HMC
 from torchenergy.samplers.integrators import (
@@ -28,25 +30,40 @@ from torchenergy.samplers.integrators import (
 from torchenergy.samplers.langevin import Langevin, langevin_proposal
 from torchenergy.samplers.mala import MALA, mala_log_proposal
 from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
+from torchenergy.samplers.tempering import (
+    ParallelTempering,
+    TemperingInfo,
+    geometric_ladder,
+    tempering_state_type,
+)
 
 __all__ = [
     "HMC",
     "MALA",
     "AdaptResult",
+    "AnnealedLangevin",
+    "AnnealedState",
     "BaseInfo",
     "ChainResult",
     "DivergenceError",
     "DualAveraging",
     "DualAveragingState",
     "GradState",
+    "GradientDescent",
     "Langevin",
     "LeapfrogResult",
     "MetropolisResult",
+    "Nesterov",
+    "NesterovState",
+    "ParallelTempering",
     "ReplayBuffer",
     "Sampler",
+    "TemperingInfo",
     "Welford",
     "WelfordState",
     "adapt",
+    "geometric_ladder",
+    "geometric_schedule",
     "kinetic_energy",
     "langevin_proposal",
     "leapfrog",
@@ -55,6 +72,7 @@ __all__ = [
     "run_chain",
     "sample_distribution",
     "sample_momentum",
+    "tempering_state_type",
     "unadjusted_info",
     "warmup_windows",
     "where_chains",

@@ -103,14 +103,26 @@ def sqrt_of(value: float | Tensor) -> float | Tensor:
 def finite_chains(*tensors: Tensor) -> Tensor:
     """(C,) bool: True where every entry of every tensor (each (C,) or (C, *D)) is finite.
 
-    Computed as ``isfinite`` of the per-chain sum of all entries (a NaN or inf anywhere makes the
-    sum non-finite): one reduction per tensor instead of an elementwise mask. A chain whose
-    entries are finite but sum past the dtype's range (about 1e38 in float32) also counts as
-    non-finite, which only happens to a chain that is diverging anyway.
+    Computed as ``isfinite`` of one per-chain sum of all entries (a NaN or inf anywhere makes the
+    sum non-finite): tensors of the same shape are added elementwise first, so the usual
+    ``(x, energy, grad)`` check costs one reduction. A chain whose entries are finite but sum
+    past the dtype's range (about 1e38 in float32, 1e308 in float64) also counts as non-finite,
+    which only happens to a chain that is diverging anyway.
     """
-    total = None
+    total: Tensor | None = None
+    pending: Tensor | None = None
     for t in tensors:
-        s = t.flatten(1).sum(1) if t.dim() > 1 else t
+        if t.dim() <= 1:
+            total = t if total is None else total + t
+        elif pending is None:
+            pending = t
+        elif pending.shape == t.shape:
+            pending = pending + t
+        else:
+            s = t.flatten(1).sum(1)
+            total = s if total is None else total + s
+    if pending is not None:
+        s = pending.flatten(1).sum(1)
         total = s if total is None else total + s
     return torch.isfinite(total)  # type: ignore[arg-type]
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -257,7 +258,8 @@ class AdaptResult(NamedTuple):
 
 
 def _default_target(sampler: Any) -> float:
-    return 0.65 if hasattr(sampler, "n_leapfrog") else 0.574
+    inner = getattr(sampler, "kernel", sampler)  # parallel tempering: the kernel inside
+    return 0.65 if hasattr(inner, "n_leapfrog") else 0.574
 
 
 def adapt(
@@ -283,7 +285,15 @@ def adapt(
     windows (:func:`warmup_windows`) becomes the diagonal inverse mass (shape ``D``); after
     each window the dual averaging restarts from the current step size.
 
+    For :class:`~torchenergy.samplers.ParallelTempering` (a sampler with a
+    ``replica_step_sizes`` field) one step size per replica is tuned, each to the target
+    acceptance of its own replica (``Info.replica_accept_prob`` pooled over chains); the result
+    has ``replica_step_sizes`` of shape (R,).
+
     Shapes: ``x0`` (C, *D) (or a State); returned step size float or (C,); inverse mass ``D``.
+
+    Only Metropolis-adjusted kernels have an acceptance rate to aim at; adapting an unadjusted
+    one (every ``accept_prob`` 1) warns.
 
     Args:
         sampler: a frozen-dataclass kernel with a ``step_size`` field (MALA, HMC, ...).
@@ -315,6 +325,15 @@ def adapt(
             f"sampler must be a frozen-dataclass kernel with init/step, got {type(sampler).__name__}"
         )
     names = {f.name for f in dataclasses.fields(sampler)}
+    if "replica_step_sizes" in names:
+        if per_chain or adapt_mass:
+            raise ValueError(
+                "parallel tempering adapts one step size per replica (pooled over chains) and "
+                f"no mass matrix; got per_chain={per_chain}, adapt_mass={adapt_mass}"
+            )
+        return _adapt_replicas(
+            sampler, x0, n_warmup, target_accept, dual_averaging, adapt_step_size, generator
+        )
     if adapt_step_size and "step_size" not in names:
         raise ValueError(
             f"{type(sampler).__name__} has no step_size field to adapt (fields: {sorted(names)})"
@@ -361,12 +380,14 @@ def adapt(
     wstate = welford.init(x)
 
     current = sampler
+    always_accepted = torch.ones((), dtype=torch.bool, device=x.device)
     for t in range(n_warmup):
         if da is not None:
             current = dataclasses.replace(current, step_size=as_step(DualAveraging.step_size(da)))
         state, info = current.step(state, generator=generator)
         if da is not None:
             da = da_cfg.update(da, info.accept_prob)
+            always_accepted = always_accepted & (info.accept_prob == 1).all()
         if slow[0] <= t < slow[1]:
             wstate = welford.update(wstate, state.x)
         if (t + 1) in ends:
@@ -378,7 +399,42 @@ def adapt(
                 da = da_cfg.init(DualAveraging.step_size(da))
 
     if da is not None and n_warmup > 0:
+        if bool(always_accepted):
+            warnings.warn(
+                f"{type(sampler).__name__} accepted every proposal during the {n_warmup} warm-up "
+                "steps (accept_prob == 1): an unadjusted kernel (Langevin, gradient descent) "
+                "gives dual averaging nothing to aim at, and the step size only grows. Adapt a "
+                "Metropolis-adjusted kernel (MALA, HMC) instead.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         eps = DualAveraging.final_step_size(da)
         final: float | Tensor = eps.to(device=x.device, dtype=x.dtype) if per_chain else float(eps)
         current = dataclasses.replace(current, step_size=final)
     return AdaptResult(current, state)
+
+
+def _adapt_replicas(
+    sampler: Any,
+    x0: Any,
+    n_warmup: int,
+    target_accept: float | None,
+    dual_averaging: DualAveraging | None,
+    adapt_step_size: bool,
+    generator: Generator,
+) -> AdaptResult:
+    """Per-replica dual averaging for parallel tempering: state (R,), one target for all."""
+    delta = _default_target(sampler) if target_accept is None else target_accept
+    da_cfg = dataclasses.replace(dual_averaging or DualAveraging(), target_accept=delta)
+    state = sampler.init(x0) if isinstance(x0, Tensor) else x0
+    if not adapt_step_size or n_warmup == 0:
+        return AdaptResult(sampler, state)
+    da = da_cfg.init(sampler.current_replica_step_sizes())
+    current = sampler
+    for _ in range(n_warmup):
+        eps = DualAveraging.step_size(da)
+        current = dataclasses.replace(current, replica_step_sizes=eps, step_size=None)
+        state, info = current.step(state, generator=generator)
+        da = da_cfg.update(da, info.replica_accept_prob.mean(0))  # (C, R) -> (R,)
+    final = DualAveraging.final_step_size(da)
+    return AdaptResult(dataclasses.replace(current, replica_step_sizes=final), state)

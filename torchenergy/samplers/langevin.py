@@ -71,27 +71,24 @@ def langevin_proposal(
     step_size: StepSize,
     noise_scale: StepSize = 1.0,
     *,
-    drift_scale: float | Tensor | None = None,
     grad_clip: float | None = None,
     clamp: Any = None,
     generator: Generator = None,
 ) -> Tensor:
-    """One Langevin move ``x − ε·c·g + sqrt(2ε)·s·z`` (then clamped to the box when given).
+    """One Langevin move ``x − ε·g + sqrt(2ε)·s·z`` (then clamped to the box when given).
 
-    Shapes: ``x``, ``grad`` (C, *D); ``step_size``, ``noise_scale`` float or (C,);
-    ``drift_scale`` c (float, or (C,) e.g. ``1/T``; default 1). ``grad`` is clipped per chain
-    to norm ``grad_clip`` first when given.
+    Shapes: ``x``, ``grad`` (C, *D); ``step_size`` ε and ``noise_scale`` s float, () or (C,).
+    ``grad`` is clipped per chain to norm ``grad_clip`` first when given.
     """
     eps = chain_view(step_size, x)
     if grad_clip is not None:
         grad = clip_grad_per_chain(grad, grad_clip)
-    drift = eps if drift_scale is None else eps * chain_view(drift_scale, x)
     noise = sqrt_of(2.0 * eps) * chain_view(noise_scale, x)
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    if isinstance(drift, Tensor):
-        x_new = x - drift * grad
+    if isinstance(eps, Tensor):
+        x_new = x - eps * grad
     else:
-        x_new = torch.add(x, grad, alpha=-drift)
+        x_new = torch.add(x, grad, alpha=-eps)
     x_new = (
         torch.addcmul(x_new, noise, z) if isinstance(noise, Tensor) else x_new.add(z, alpha=noise)
     )
