@@ -47,7 +47,7 @@ from torchenergy.losses import (
     sliced_score_matching,
 )
 from torchenergy.metrics import grid_log_partition, mmd2
-from torchenergy.samplers import Langevin, ReplayBuffer
+from torchenergy.samplers import GradientDescent, Langevin, ReplayBuffer
 
 __all__ = ["Config", "main", "run_method"]
 
@@ -75,6 +75,8 @@ class Config:
     noise_box: float = 4.5  # PCD restarts: uniform on [-b, b]^2
     dsm_sigma: float = 0.1
     nce_scale: float = 1.5  # NCE noise: Gaussian fit to the data, std inflated by this
+    eqm_step: float = 0.02  # gradient-descent step for EqM samples
+    eqm_steps: int = 300
     seed: int = 0
 
 
@@ -133,7 +135,11 @@ def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, 
         sampler = Langevin(net, step_size=cfg.langevin_step)
         if method == "pcd":
             buf = ReplayBuffer(
-                cfg.buffer_size, (2,), noise=_uniform_box(cfg.noise_box), reinit_prob=0.05, generator=g
+                cfg.buffer_size,
+                (2,),
+                noise=_uniform_box(cfg.noise_box),
+                reinit_prob=0.05,
+                generator=g,
             )
             make = PersistentNegatives(sampler, buf, n_steps=cfg.chain_steps)
         else:
@@ -144,7 +150,9 @@ def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, 
     if method == "sliced_sm":
         return (lambda x: sliced_score_matching(net, x, generator=g).loss), []
     if method == "denoising_sm":
-        return (lambda x: denoising_score_matching(net, x, sigma=cfg.dsm_sigma, generator=g).loss), []
+        return (
+            lambda x: denoising_score_matching(net, x, sigma=cfg.dsm_sigma, generator=g).loss
+        ), []
     if method == "nce":
         mean = train.mean(0)
         cov = torch.cov(train.T) * cfg.nce_scale**2
@@ -221,6 +229,15 @@ def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
         out["error"] = error
     net.eval()
     out.update(evaluate_energy(net, data["test"], torch.Generator().manual_seed(cfg.seed + 2)))
+    if method == "eqm":
+        # EqM samples by descending the energy from the N(0, I) noise of its interpolant
+        g2 = torch.Generator().manual_seed(cfg.seed + 3)
+        x0 = torch.randn(2000, 2, generator=g2)
+        try:
+            xs = GradientDescent(net, cfg.eqm_step).sample(x0, cfg.eqm_steps)
+            out["mmd2_sampler"] = float(mmd2(xs, data["test"][:2000]))
+        except Exception as err:
+            out["note"] = f"descent failed: {type(err).__name__}"
     return out
 
 
@@ -242,15 +259,17 @@ def run_kde(data: dict, seed: int) -> dict:
     return {"method": "kde", "bandwidth": round(h, 4), "nll": nll, "mmd2": m}
 
 
-def run_density(density: str, cfg: Config, methods) -> dict:
+def run_density(density: str, cfg: Config, methods, with_kde: bool = True) -> dict:
     torch.set_num_threads(1)
     data = {
         "train": sample_toy(density, cfg.n_train, generator=torch.Generator().manual_seed(100)),
         "val": sample_toy(density, cfg.n_val, generator=torch.Generator().manual_seed(101)),
         "test": sample_toy(density, cfg.n_test, generator=torch.Generator().manual_seed(102)),
     }
-    rows = [run_kde(data, cfg.seed)]
-    print(f"[{density}] kde: {rows[-1]}", flush=True)
+    rows = []
+    if with_kde:
+        rows.append(run_kde(data, cfg.seed))
+        print(f"[{density}] kde: {rows[-1]}", flush=True)
     for method in methods:
         rows.append(run_method(method, density, copy.deepcopy(cfg), data))
         print(f"[{density}] {method}: {rows[-1]}", flush=True)
@@ -265,7 +284,7 @@ def _fmt(v, spec=".3f"):
     return format(v, spec)
 
 
-def render(results: list[dict], cfg: Config, elapsed: float) -> str:
+def render(results: list[dict], cfg: Config, elapsed: float, previous=None, rerun=()) -> str:
     lines = [
         "# Quality on 2-D densities",
         "",
@@ -296,6 +315,9 @@ def render(results: list[dict], cfg: Config, elapsed: float) -> str:
             note = r.get("error", "")
             if r["method"] == "kde":
                 note = f"bandwidth {r['bandwidth']}"
+            if "mmd2_sampler" in r:
+                note = f"MMD² ×1e3 of descent samples: {1e3 * r['mmd2_sampler']:.2f}"
+            note = (note + " " + r.get("note", "")).strip()
             mmd = r.get("mmd2")
             lines.append(
                 f"| {r['method']} | {_fmt(nll)} | {_fmt(diff, '+.3f')} | "
@@ -317,6 +339,25 @@ def render(results: list[dict], cfg: Config, elapsed: float) -> str:
                 f"({pcd['nll']:.3f} vs {tebm['nll']:.3f})"
             )
         lines += ["", "; ".join(verdict), ""]
+    if previous is not None:
+        pc = previous["config"]
+        lines += [
+            "## Earlier run of the re-run methods",
+            "",
+            f"Same set-up except: {', '.join(f'{k}={v}' for k, v in pc.items() if getattr(cfg, k, v) != v and not isinstance(v, list))}.",
+            "",
+            "| density | method | held-out NLL | MMD² ×1e3 | iters |",
+            "|---|---|---|---|---|",
+        ]
+        for res in previous["results"]:
+            for r in res["rows"]:
+                if r["method"] in rerun:
+                    lines.append(
+                        f"| {res['density']} | {r['method']} | {_fmt(r.get('nll'))} | "
+                        f"{_fmt(1e3 * r['mmd2'] if r.get('mmd2') is not None else None, '.2f')} | "
+                        f"{r.get('iters', '-')} |"
+                    )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -329,6 +370,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write the markdown table here")
     p.add_argument("--json", default=None, help="write raw results here")
     p.add_argument("--set", nargs="*", default=[], help="Config overrides key=value")
+    p.add_argument(
+        "--replace-from",
+        default=None,
+        help="JSON of an earlier run: keep its rows, re-run only --methods and list the "
+        "replaced rows in an appendix",
+    )
     args = p.parse_args(argv)
     cfg = Config(budget=args.budget)
     for kv in args.set:
@@ -343,10 +390,29 @@ def main(argv=None) -> int:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(args.jobs) as pool:
-            results = pool.starmap(run_density, [(d, cfg, args.methods) for d in args.densities])
+            results = pool.starmap(
+                run_density,
+                [(d, cfg, args.methods, not args.replace_from) for d in args.densities],
+            )
     else:
-        results = [run_density(d, cfg, args.methods) for d in args.densities]
-    text = render(results, cfg, time.perf_counter() - t0)
+        results = [run_density(d, cfg, args.methods, not args.replace_from) for d in args.densities]
+    previous = None
+    if args.replace_from:
+        with open(args.replace_from) as f:
+            previous = json.load(f)
+        by_density = {r["density"]: r for r in results}
+        merged = []
+        for old in previous["results"]:
+            new = by_density.get(old["density"])
+            rows = []
+            for row in old["rows"]:
+                fresh = None
+                if new is not None:
+                    fresh = next((r for r in new["rows"] if r["method"] == row["method"]), None)
+                rows.append(fresh if fresh is not None and row["method"] != "kde" else row)
+            merged.append({"density": old["density"], "rows": rows})
+        results = merged
+    text = render(results, cfg, time.perf_counter() - t0, previous, args.methods)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

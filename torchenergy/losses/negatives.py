@@ -172,8 +172,10 @@ class PersistentStateNegatives:
 
     The first call initialises the sampler from ``init(x_pos)`` (or ``x0`` given here); every call
     advances the *same* state ``n_steps`` and returns ``extract(state)`` (default ``state.x``).
-    For parallel tempering pass the kernel whose state holds every temperature and an
-    ``extract`` returning the T = 1 chains.
+    Parallel-tempering CD: pass a :class:`~torchenergy.samplers.ParallelTempering` kernel; its
+    ``state.x`` is the coldest replica (the negatives) and every replica persists across calls.
+    Before each call the state's cached energies are recomputed for the current parameters
+    (tempering states from all replica positions).
 
     Shapes: negatives (C, *D) as ``extract`` returns them.
 
@@ -205,10 +207,10 @@ class PersistentStateNegatives:
         start = self.state
         if start is None:
             start = (self.x0 if self.x0 is not None else x_pos).detach()
-        # Always pass through run_chain: it re-initialises from a tensor and resumes a State
-        # (recomputing the cached energy/gradient for the current parameters via init).
+        # A resumed State may cache energies/gradients of the parameters before the last
+        # optimiser step: rebuild it from its positions (every replica, for tempering).
         if not isinstance(start, Tensor):
-            start = self.sampler.init(start.x) if _needs_refresh(start) else start
+            start = _refresh(self.sampler, start)
         self.state = run_chain(self.sampler, start, self.n_steps, generator=generator).state
         return self.extract(self.state).detach()
 
@@ -217,7 +219,16 @@ class PersistentStateNegatives:
         self.state = None
 
 
-def _needs_refresh(state: Any) -> bool:
-    """States that cache energies/gradients go stale when the parameters change."""
+def _refresh(sampler: Any, state: Any) -> Any:
+    """Recompute a State's cached energies/gradients for the current parameters.
+
+    Parallel tempering (a sampler with ``init_replicas`` and a state with ``inner_x``) is rebuilt
+    from every replica's position (C, R, *D); a state caching ``energy``/``grad`` from ``x``;
+    any other state is returned as it is.
+    """
+    if hasattr(sampler, "init_replicas") and hasattr(state, "inner_x"):
+        return sampler.init_replicas(state.inner_x)
     fields = getattr(state, "_fields", ())
-    return "energy" in fields or "grad" in fields
+    if "energy" in fields or "grad" in fields:
+        return sampler.init(state.x)
+    return state
