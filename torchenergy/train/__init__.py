@@ -1,4 +1,5 @@
-"""The optional training loop: ``Trainer``, callbacks, EMA, checkpoints and logging."""
+"""The optional training loop: ``Trainer``, callbacks, EMA, checkpoints and logging; and the
+config-driven runs behind the command line (``TrainConfig``, ``build_run``, ``train_to_folder``)."""
 
 from torchenergy.train.callbacks import (
     Callback,
@@ -16,10 +17,14 @@ from torchenergy.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from torchenergy.train.config import TrainConfig
 from torchenergy.train.ema import EMA
+from torchenergy.train.recipe import EBM, Run, build_run, draw_samples, evaluate_run, load_run
+from torchenergy.train.run_io import train_to_folder
 from torchenergy.train.trainer import Trainer, scalar_logs
 
 __all__ = [
+    "EBM",
     "EMA",
     "CSVLogger",
     "Callback",
@@ -28,11 +33,18 @@ __all__ = [
     "EveryN",
     "LambdaCallback",
     "ProgressBar",
+    "Run",
     "TensorBoardLogger",
+    "TrainConfig",
     "Trainer",
+    "build_run",
+    "draw_samples",
+    "evaluate_run",
     "load_checkpoint",
+    "load_run",
     "rng_state",
     "save_checkpoint",
     "scalar_logs",
     "set_rng_state",
+    "train_to_folder",
 ]
