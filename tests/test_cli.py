@@ -98,10 +98,12 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     (tmp_path / "cfg.json").write_text(json.dumps({"data": "moons", "lr": 0.005}))
     out = tmp_path / "run"
     argv = ["train", "--config", str(tmp_path / "cfg.json"), "--out", str(out), "--no-progress"]
+    argv += ["--tensorboard", "--threads", "1"]
     assert main([*argv, *TINY, "ema=0.9"]) == 0
     assert "checkpoint" in capsys.readouterr().out
     for name in ("checkpoint.pt", "log.csv", "config.json"):
         assert (out / name).is_file()
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads((out / "config.json").read_text())["lr"] == 0.005
     ckpt = str(out / "checkpoint.pt")
     assert load_checkpoint(ckpt)["step"] == 4
