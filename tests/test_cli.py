@@ -95,15 +95,17 @@ def test_overrides_parse_and_win_over_the_file(tmp_path):
 
 
 def test_train_sample_evaluate_round_trip(tmp_path, capsys):
+    threads_before = torch.get_num_threads()
     (tmp_path / "cfg.json").write_text(json.dumps({"data": "moons", "lr": 0.005}))
     out = tmp_path / "run"
     argv = ["train", "--config", str(tmp_path / "cfg.json"), "--out", str(out), "--no-progress"]
-    argv += ["--tensorboard", "--threads", "1"]
+    argv += ["--tensorboard", "--threads", str(threads_before + 1)]
     assert main([*argv, *TINY, "ema=0.9"]) == 0
     assert "checkpoint" in capsys.readouterr().out
     for name in ("checkpoint.pt", "log.csv", "config.json"):
         assert (out / name).is_file()
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert torch.get_num_threads() == threads_before  # --threads is undone when main returns
     assert json.loads((out / "config.json").read_text())["lr"] == 0.005
     ckpt = str(out / "checkpoint.pt")
     assert load_checkpoint(ckpt)["step"] == 4

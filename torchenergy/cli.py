@@ -180,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "threads", None):
             import torch
 
+            before = torch.get_num_threads()
             torch.set_num_threads(args.threads)
+            try:
+                return command(args)
+            finally:  # main() is also called in-process (tests, notebooks): leave no trace
+                torch.set_num_threads(before)
         return command(args)
     except (CLIError, CheckpointError, ValueError, TypeError) as exc:
         print(f"torchenergy: error: {_one_line(exc)}", file=sys.stderr)
