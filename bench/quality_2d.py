@@ -1,0 +1,428 @@
+"""Quality of the training losses on 2-D densities: held-out NLL (exact, grid log Z) and MMD.
+
+Every method trains the same energy network (MLPEnergy 2-128-128-1, SiLU, same initial weights)
+with the same optimiser (Adam, lr 1e-3 with a cosine decay over the budget), batch size and
+*budget* (seconds of CPU time of this process, single-threaded: a wall-clock budget measured
+with ``time.process_time`` so that other load on a shared machine does not eat it). After the
+budget the energy is normalised on a grid over [-6, 6]^2 (300 x 300 cells): the held-out NLL is
+the exact negative log-likelihood in nats of the model density restricted to that box (every
+data point lies inside it; the mass on the boundary ring is reported). MMD^2 (unbiased, RBF,
+median bandwidth) compares 2,000 exact draws from that normalised model with 2,000 test points.
+
+Baselines: a Gaussian KDE (scikit-learn) whose bandwidth maximises the validation likelihood,
+and TorchEBM's ``ContrastiveDivergence(persistent=True)`` with the same network, Langevin step
+size, chain steps, energy regulariser, optimiser and budget (when ``torchebm`` imports).
+
+Usage:
+    PYTHONPATH=. python bench/quality_2d.py --budget 30 --densities two_moons eight_gaussians
+    PYTHONPATH=. python bench/quality_2d.py --budget 60 --out bench/results/quality_2d.md
+
+Each (density, method) run is independent; ``--jobs`` runs densities in parallel processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from torchenergy.data import sample_toy
+from torchenergy.energies import MLPEnergy
+from torchenergy.losses import (
+    DataNegatives,
+    PersistentNegatives,
+    contrastive_divergence,
+    denoising_score_matching,
+    equilibrium_matching,
+    noise_contrastive_estimation,
+    sliced_score_matching,
+)
+from torchenergy.metrics import grid_log_partition, mmd2
+from torchenergy.samplers import GradientDescent, Langevin, ReplayBuffer
+
+__all__ = ["Config", "main", "run_method"]
+
+METHODS = ("pcd", "cd_k", "sliced_sm", "denoising_sm", "nce", "eqm", "torchebm_pcd")
+DENSITIES = ("two_moons", "eight_gaussians", "checkerboard", "pinwheel")
+BOX = 6.0
+RESOLUTION = 300
+
+
+@dataclass
+class Config:
+    """Hyperparameters shared by every method (one set for all densities)."""
+
+    budget: float = 30.0  # CPU seconds per method
+    hidden: tuple[int, ...] = (128, 128)
+    lr: float = 1e-3
+    batch: int = 256
+    n_train: int = 10_000
+    n_val: int = 2_000
+    n_test: int = 5_000
+    langevin_step: float = 0.01  # eps in x' = x - eps grad E + sqrt(2 eps) z
+    chain_steps: int = 20  # k for PCD / CD-k / TorchEBM
+    buffer_size: int = 10_000
+    l2_reg: float = 0.01
+    noise_box: float = 4.5  # PCD restarts: uniform on [-b, b]^2
+    dsm_sigma: float = 0.1
+    nce_scale: float = 1.5  # NCE noise: Gaussian fit to the data, std inflated by this
+    eqm_step: float = 0.02  # gradient-descent step for EqM samples
+    eqm_steps: int = 300
+    seed: int = 0
+
+
+def _lr_at(cfg: Config, frac: float) -> float:
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def _uniform_box(half: float):
+    def noise(n: int, *, generator=None):
+        return (2 * torch.rand(n, 2, generator=generator) - 1) * half
+
+    return noise
+
+
+def _make_net(cfg: Config) -> MLPEnergy:
+    torch.manual_seed(cfg.seed)  # the same initial weights for every method (script, not library)
+    return MLPEnergy(2, cfg.hidden, activation="silu")
+
+
+def _torchebm_step(net: MLPEnergy, cfg: Config, g: torch.Generator):
+    """TorchEBM's persistent CD around a copy-free wrapper of the same network."""
+    from torchebm.core import BaseModel
+    from torchebm.losses import ContrastiveDivergence
+    from torchebm.samplers import LangevinDynamics
+
+    class Wrapped(BaseModel):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    model = Wrapped(net)
+    sampler = LangevinDynamics(model=model, step_size=cfg.langevin_step, noise_scale=1.0)
+    loss_fn = ContrastiveDivergence(
+        model=model,
+        sampler=sampler,
+        k_steps=cfg.chain_steps,
+        persistent=True,
+        buffer_size=cfg.buffer_size,
+        new_sample_ratio=0.05,
+        energy_reg_weight=cfg.l2_reg,
+    )
+
+    def step(x):
+        loss, _ = loss_fn(x, generator=g)
+        return loss
+
+    return step, []
+
+
+def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, g: torch.Generator):
+    """A function batch -> loss, and the extra parameters to optimise."""
+    if method in ("pcd", "cd_k"):
+        sampler = Langevin(net, step_size=cfg.langevin_step)
+        if method == "pcd":
+            buf = ReplayBuffer(
+                cfg.buffer_size,
+                (2,),
+                noise=_uniform_box(cfg.noise_box),
+                reinit_prob=0.05,
+                generator=g,
+            )
+            make = PersistentNegatives(sampler, buf, n_steps=cfg.chain_steps)
+        else:
+            make = DataNegatives(sampler, n_steps=cfg.chain_steps)
+        return (
+            lambda x: contrastive_divergence(net, x, make(x, generator=g), l2_reg=cfg.l2_reg).loss
+        ), []
+    if method == "sliced_sm":
+        return (lambda x: sliced_score_matching(net, x, generator=g).loss), []
+    if method == "denoising_sm":
+        return (
+            lambda x: denoising_score_matching(net, x, sigma=cfg.dsm_sigma, generator=g).loss
+        ), []
+    if method == "nce":
+        mean = train.mean(0)
+        cov = torch.cov(train.T) * cfg.nce_scale**2
+        noise = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+        log_z = torch.nn.Parameter(torch.zeros(()))
+        return (
+            lambda x: noise_contrastive_estimation(net, x, noise, log_z=log_z, generator=g).loss
+        ), [log_z]
+    if method == "eqm":
+        return (lambda x: equilibrium_matching(net, x, generator=g).loss), []
+    if method == "torchebm_pcd":
+        return _torchebm_step(net, cfg, g)
+    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+def _grid_samples(logp: torch.Tensor, axes, n: int, g: torch.Generator) -> torch.Tensor:
+    """Exact draws from the grid-normalised density: a cell, then uniform inside it."""
+    probs = logp.reshape(-1).exp()
+    probs = probs / probs.sum()
+    idx = torch.multinomial(probs, n, replacement=True, generator=g)
+    res = logp.shape[0]
+    i, j = idx // res, idx % res
+    h = float(axes[0][1] - axes[0][0])
+    jitter = (torch.rand(n, 2, generator=g, dtype=torch.float64) - 0.5) * h
+    return torch.stack([axes[0][i], axes[1][j]], -1) + jitter
+
+
+def evaluate_energy(net, test: torch.Tensor, g: torch.Generator) -> dict:
+    """Exact held-out NLL on the box and MMD^2 of exact model draws against the test set."""
+    with torch.no_grad():
+        grid = grid_log_partition(
+            net, bounds=BOX, resolution=RESOLUTION, max_edge_mass=1.0, dtype=torch.float32
+        )
+        e = net(test).double()
+    if not (torch.isfinite(grid.log_z) and torch.isfinite(e).all()):
+        return {"nll": float("inf"), "mmd2": float("nan"), "edge_mass": float("nan")}
+    nll = float(e.mean() + grid.log_z)
+    samples = _grid_samples(grid.log_density + 0.0, grid.axes, 2000, g).float()
+    m = float(mmd2(samples, test[:2000]))
+    return {"nll": nll, "mmd2": m, "edge_mass": float(grid.edge_mass)}
+
+
+def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
+    """Train one method for ``cfg.budget`` CPU seconds and evaluate it."""
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    net = _make_net(cfg)
+    train = data["train"]
+    try:
+        step, extra = _method_step(method, net, cfg, train, g)
+    except ImportError as err:
+        return {"method": method, "error": f"cannot import: {err}"}
+    opt = torch.optim.Adam([*net.parameters(), *extra], lr=cfg.lr)
+    t0, w0 = time.process_time(), time.perf_counter()
+    iters, last_loss, error = 0, float("nan"), None
+    try:
+        while (used := time.process_time() - t0) < cfg.budget:
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(cfg, used / cfg.budget)
+            idx = torch.randint(train.shape[0], (cfg.batch,), generator=g)
+            loss = step(train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            iters += 1
+            if iters % 50 == 0:
+                last_loss = float(loss.detach())
+    except Exception as err:  # report the failure in the table, keep the other runs going
+        error = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
+        traceback.print_exc()
+    cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+    out = {"method": method, "iters": iters, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1)}
+    out["final_loss"] = last_loss
+    if error is not None:
+        out["error"] = error
+    net.eval()
+    out.update(evaluate_energy(net, data["test"], torch.Generator().manual_seed(cfg.seed + 2)))
+    if method == "eqm":
+        # EqM samples by descending the energy from the N(0, I) noise of its interpolant
+        g2 = torch.Generator().manual_seed(cfg.seed + 3)
+        x0 = torch.randn(2000, 2, generator=g2)
+        try:
+            xs = GradientDescent(net, cfg.eqm_step).sample(x0, cfg.eqm_steps)
+            out["mmd2_sampler"] = float(mmd2(xs, data["test"][:2000]))
+        except Exception as err:
+            out["note"] = f"descent failed: {type(err).__name__}"
+    return out
+
+
+def run_kde(data: dict, seed: int) -> dict:
+    """Gaussian KDE with the bandwidth that maximises the validation log-likelihood."""
+    from sklearn.neighbors import KernelDensity
+
+    tr, va, te = (data[k].double().numpy() for k in ("train", "val", "test"))
+    best = None
+    for h in np.geomspace(0.02, 1.0, 30):
+        kde = KernelDensity(bandwidth=float(h)).fit(tr)
+        score = kde.score_samples(va).mean()
+        if best is None or score > best[0]:
+            best = (score, float(h), kde)
+    _, h, kde = best
+    nll = float(-kde.score_samples(te).mean())
+    samples = torch.from_numpy(kde.sample(2000, random_state=seed)).float()
+    m = float(mmd2(samples, data["test"][:2000]))
+    return {"method": "kde", "bandwidth": round(h, 4), "nll": nll, "mmd2": m}
+
+
+def run_density(density: str, cfg: Config, methods, with_kde: bool = True) -> dict:
+    torch.set_num_threads(1)
+    data = {
+        "train": sample_toy(density, cfg.n_train, generator=torch.Generator().manual_seed(100)),
+        "val": sample_toy(density, cfg.n_val, generator=torch.Generator().manual_seed(101)),
+        "test": sample_toy(density, cfg.n_test, generator=torch.Generator().manual_seed(102)),
+    }
+    rows = []
+    if with_kde:
+        rows.append(run_kde(data, cfg.seed))
+        print(f"[{density}] kde: {rows[-1]}", flush=True)
+    for method in methods:
+        rows.append(run_method(method, density, copy.deepcopy(cfg), data))
+        print(f"[{density}] {method}: {rows[-1]}", flush=True)
+    return {"density": density, "rows": rows}
+
+
+def _fmt(v, spec=".3f"):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return format(v, spec)
+
+
+def render(results: list[dict], cfg: Config, elapsed: float, previous=None, rerun=()) -> str:
+    lines = [
+        "# Quality on 2-D densities",
+        "",
+        f"Budget: {cfg.budget:g} CPU seconds per method (single thread), Adam lr {cfg.lr:g} "
+        f"(cosine to 10%), batch {cfg.batch}, MLPEnergy 2-{'-'.join(map(str, cfg.hidden))}-1 SiLU, "
+        f"same initial weights. Langevin eps {cfg.langevin_step:g}, k = {cfg.chain_steps}, "
+        f"buffer {cfg.buffer_size} (5% restarts), l2 {cfg.l2_reg:g}, DSM sigma {cfg.dsm_sigma:g}, "
+        f"NCE noise: data Gaussian x{cfg.nce_scale:g}. Train/val/test {cfg.n_train}/{cfg.n_val}/"
+        f"{cfg.n_test}. NLL in nats on the box [-{BOX:g}, {BOX:g}]^2 (grid {RESOLUTION}^2); "
+        "MMD^2 x 1e3 of 2,000 exact model draws vs test. Total run time "
+        f"{elapsed / 60:.1f} min.",
+        "",
+    ]
+    for res in results:
+        rows = res["rows"]
+        kde = next(r for r in rows if r["method"] == "kde")
+        ours = [r for r in rows if r["method"] not in ("kde", "torchebm_pcd") and "nll" in r]
+        best = min(ours, key=lambda r: r["nll"]) if ours else None
+        lines += [
+            f"## {res['density']}",
+            "",
+            "| method | held-out NLL | NLL − KDE | MMD² ×1e3 | iters | CPU s | edge mass | note |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            nll = r.get("nll")
+            diff = None if nll is None else nll - kde["nll"]
+            note = r.get("error", "")
+            if r["method"] == "kde":
+                note = f"bandwidth {r['bandwidth']}"
+            if "mmd2_sampler" in r:
+                note = f"MMD² ×1e3 of descent samples: {1e3 * r['mmd2_sampler']:.2f}"
+            note = (note + " " + r.get("note", "")).strip()
+            mmd = r.get("mmd2")
+            lines.append(
+                f"| {r['method']} | {_fmt(nll)} | {_fmt(diff, '+.3f')} | "
+                f"{_fmt(None if mmd is None else 1e3 * mmd, '.2f')} | {r.get('iters', '-')} | "
+                f"{r.get('cpu_s', '-')} | {_fmt(r.get('edge_mass'), '.1e')} | {note} |"
+            )
+        tebm = next((r for r in rows if r["method"] == "torchebm_pcd"), None)
+        pcd = next((r for r in rows if r["method"] == "pcd"), None)
+        verdict = []
+        if best is not None:
+            gap = best["nll"] - kde["nll"]
+            verdict.append(
+                f"best of ours: {best['method']} ({gap:+.3f} nats vs KDE: "
+                f"{'within 0.1' if gap <= 0.1 else 'NOT within 0.1'})"
+            )
+        if tebm is not None and pcd is not None and "nll" in tebm and "nll" in pcd:
+            verdict.append(
+                f"PCD {'beats' if pcd['nll'] < tebm['nll'] else 'does NOT beat'} TorchEBM PCD "
+                f"({pcd['nll']:.3f} vs {tebm['nll']:.3f})"
+            )
+        lines += ["", "; ".join(verdict), ""]
+    if previous is not None:
+        pc = previous["config"]
+        lines += [
+            "## Earlier run of the re-run methods",
+            "",
+            f"Same set-up except: {', '.join(f'{k}={v}' for k, v in pc.items() if getattr(cfg, k, v) != v and not isinstance(v, list))}.",
+            "",
+            "| density | method | held-out NLL | MMD² ×1e3 | iters |",
+            "|---|---|---|---|---|",
+        ]
+        for res in previous["results"]:
+            for r in res["rows"]:
+                if r["method"] in rerun:
+                    lines.append(
+                        f"| {res['density']} | {r['method']} | {_fmt(r.get('nll'))} | "
+                        f"{_fmt(1e3 * r['mmd2'] if r.get('mmd2') is not None else None, '.2f')} | "
+                        f"{r.get('iters', '-')} |"
+                    )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", type=float, default=Config.budget)
+    p.add_argument("--densities", nargs="+", default=list(DENSITIES))
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--jobs", type=int, default=1, help="densities run in parallel processes")
+    p.add_argument("--out", default=None, help="write the markdown table here")
+    p.add_argument("--json", default=None, help="write raw results here")
+    p.add_argument("--set", nargs="*", default=[], help="Config overrides key=value")
+    p.add_argument(
+        "--replace-from",
+        default=None,
+        help="JSON of an earlier run: keep its rows, re-run only --methods and list the "
+        "replaced rows in an appendix",
+    )
+    args = p.parse_args(argv)
+    cfg = Config(budget=args.budget)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        cur = getattr(cfg, k)
+        setattr(cfg, k, type(cur)(json.loads(v)) if not isinstance(cur, str) else v)
+    bad = [m for m in args.methods if m not in METHODS]
+    if bad:
+        p.error(f"unknown methods {bad}; choose from {METHODS}")
+    t0 = time.perf_counter()
+    if args.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            results = pool.starmap(
+                run_density,
+                [(d, cfg, args.methods, not args.replace_from) for d in args.densities],
+            )
+    else:
+        results = [run_density(d, cfg, args.methods, not args.replace_from) for d in args.densities]
+    previous = None
+    if args.replace_from:
+        with open(args.replace_from) as f:
+            previous = json.load(f)
+        by_density = {r["density"]: r for r in results}
+        merged = []
+        for old in previous["results"]:
+            new = by_density.get(old["density"])
+            rows = []
+            for row in old["rows"]:
+                fresh = None
+                if new is not None:
+                    fresh = next((r for r in new["rows"] if r["method"] == row["method"]), None)
+                rows.append(fresh if fresh is not None and row["method"] != "kde" else row)
+            merged.append({"density": old["density"], "rows": rows})
+        results = merged
+    text = render(results, cfg, time.perf_counter() - t0, previous, args.methods)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"config": asdict(cfg), "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
