@@ -47,6 +47,7 @@ class LogLikelihoodEstimate(NamedTuple):
         upper: same as ``mean`` (forward AIS), named for the bracket ``[lower, upper]``.
         log_z: forward AIS ``log Z``; log_z_reverse: reverse AIS ``log Z`` (NaN when not run).
         ess: effective sample size of the forward AIS weights.
+        stderr_reverse: standard error of the reverse AIS ``log Z`` (NaN when not run).
     """
 
     mean: float
@@ -56,6 +57,7 @@ class LogLikelihoodEstimate(NamedTuple):
     log_z: float
     log_z_reverse: float
     ess: float
+    stderr_reverse: float = float("nan")
 
 
 def rbm_ais_log_likelihood(
@@ -87,13 +89,13 @@ def rbm_ais_log_likelihood(
     with torch.no_grad():
         neg_f = -rbm(data).double().mean()
     mean = float(neg_f - fwd.log_z)
-    lower, lz_rev = float("nan"), float("nan")
+    lower, lz_rev, se_rev = float("nan"), float("nan"), float("nan")
     if reverse_samples is not None:
         rev = reverse_ais(path, n_betas, reverse_samples, generator=generator)
-        lz_rev = float(rev.log_z)
+        lz_rev, se_rev = float(rev.log_z), float(rev.stderr)
         lower = float(neg_f) - lz_rev
     return LogLikelihoodEstimate(
-        mean, float(fwd.stderr), lower, mean, float(fwd.log_z), lz_rev, float(fwd.ess)
+        mean, float(fwd.stderr), lower, mean, float(fwd.log_z), lz_rev, float(fwd.ess), se_rev
     )
 
 
