@@ -42,6 +42,12 @@ from torchenergy.types import Generator
 __all__ = ["BernoulliRBM", "BlockGibbs", "BlockGibbsState", "GaussianBernoulliRBM"]
 
 
+def _bernoulli(p: Tensor, generator: Generator) -> Tensor:
+    """``Bernoulli(p)`` draws as ``u < p`` (twice as fast as ``torch.bernoulli`` on CPU)."""
+    u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
+    return (u < p).to(p.dtype)
+
+
 class _RBMBase(Energy):
     """Shared parts: parameters ``W`` (V, H), ``b`` (V,), ``c`` (H,), shape checks, sampling."""
 
@@ -97,7 +103,7 @@ class _RBMBase(Energy):
 
     def sample_hidden(self, v: Tensor, *, generator: Generator = None) -> Tensor:
         """``h ~ p(h | v)``, (C, V) -> (C, H) with values in {0, 1}."""
-        return torch.bernoulli(self.hidden_probs(v), generator=generator)
+        return _bernoulli(self.hidden_probs(v), generator)
 
     def transform(self, v: Tensor) -> Tensor:
         """Hidden features ``p(h = 1 | v)`` (C, H), as scikit-learn's ``transform``."""
@@ -120,7 +126,7 @@ class _RBMBase(Energy):
         check_positive_int("n", n)
         if v0 is None:
             p = self.W.new_full((n, self.n_hidden), 0.5)
-            v0 = self.sample_visible(torch.bernoulli(p, generator=generator), generator=generator)
+            v0 = self.sample_visible(_bernoulli(p, generator), generator=generator)
         with torch.no_grad():
             return BlockGibbs(self).sample(v0, n_steps, generator=generator)
 
@@ -188,7 +194,7 @@ class BernoulliRBM(_RBMBase):
 
     def sample_visible(self, h: Tensor, *, generator: Generator = None) -> Tensor:
         """``v ~ p(v | h)``, (C, H) -> (C, V) with values in {0, 1}."""
-        return torch.bernoulli(self.visible_probs(h), generator=generator)
+        return _bernoulli(self.visible_probs(h), generator)
 
 
 class GaussianBernoulliRBM(_RBMBase):
@@ -197,13 +203,15 @@ class GaussianBernoulliRBM(_RBMBase):
     ``E(v, h) = Σ_i (v_i - b_i)² / (2σ_i²) - Σ_ij (v_i / σ_i²) W_ij h_j - cᵀh``;
     ``F(v) = Σ_i (v_i - b_i)² / (2σ_i²) - Σ_j softplus(c_j + (v / σ²)ᵀ W_j)``;
     ``p(v | h) = N(b + W h, diag σ²)``. The parameter is ``log_var = log σ²`` (V,), learned when
-    ``learn_sigma`` (it is still a buffer-like parameter with ``requires_grad=False`` otherwise).
+    ``learn_sigma`` (``requires_grad=False`` otherwise), used as ``max(log_var, log min_var)``.
     Standardise the data (zero mean, unit variance per pixel) before training.
 
     Args:
         n_visible, n_hidden: V and H.
         learn_sigma: learn the per-unit variances.
         init_sigma: initial σ (all units).
+        min_var: floor on σ² (a pixel that is constant in the data would otherwise drive its
+            variance, and the curvature of the energy, without bound).
         init_std, generator, dtype, device: as :class:`BernoulliRBM`.
 
     Example:
@@ -219,6 +227,7 @@ class GaussianBernoulliRBM(_RBMBase):
         learn_sigma: bool = True,
         *,
         init_sigma: float = 1.0,
+        min_var: float = 1e-3,
         init_std: float = 0.01,
         generator: Generator = None,
         dtype: torch.dtype | None = None,
@@ -228,21 +237,32 @@ class GaussianBernoulliRBM(_RBMBase):
             n_visible, n_hidden, init_std=init_std, generator=generator, dtype=dtype, device=device
         )
         check_positive("init_sigma", init_sigma)
+        check_positive("min_var", min_var)
+        if min_var >= init_sigma**2:
+            raise ValueError(
+                f"min_var must be below init_sigma² = {init_sigma**2!r}, got {min_var!r}"
+            )
         self.learn_sigma = bool(learn_sigma)
+        self.min_log_var = math.log(min_var)
         lv = torch.full_like(self.b, 2.0 * math.log(init_sigma))
         self.log_var = nn.Parameter(lv, requires_grad=self.learn_sigma)
 
     @property
+    def lv(self) -> Tensor:
+        """The effective ``log σ²`` (V,): ``log_var`` floored at ``log min_var``."""
+        return self.log_var.clamp(min=self.min_log_var)
+
+    @property
     def var(self) -> Tensor:
         """Per-unit variances ``σ²`` (V,)."""
-        return self.log_var.exp()
+        return self.lv.exp()
 
     def visible_features(self, v: Tensor) -> Tensor:
-        return v * torch.exp(-self.log_var)
+        return v * torch.exp(-self.lv)
 
     def forward(self, v: Tensor) -> Tensor:
         v = self._flat(v)
-        inv = torch.exp(-self.log_var)
+        inv = torch.exp(-self.lv)
         quad = 0.5 * ((v - self.b) ** 2 * inv).sum(-1)
         return quad - F.softplus(torch.addmm(self.c, v * inv, self.W)).sum(-1)
 
@@ -251,7 +271,7 @@ class GaussianBernoulliRBM(_RBMBase):
     def energy_and_grad(self, v: Tensor) -> tuple[Tensor, Tensor]:
         shape = v.shape
         v = self._flat(v)
-        inv = torch.exp(-self.log_var)
+        inv = torch.exp(-self.lv)
         a = torch.addmm(self.c, v * inv, self.W)
         e = 0.5 * ((v - self.b) ** 2 * inv).sum(-1) - F.softplus(a).sum(-1)
         g = (v - self.b) * inv - (torch.sigmoid(a) @ self.W.T) * inv
@@ -260,7 +280,7 @@ class GaussianBernoulliRBM(_RBMBase):
     def joint_energy(self, v: Tensor, h: Tensor) -> Tensor:
         """``E(v, h)`` (C,) for ``v`` (C, V) and ``h`` (C, H)."""
         v, h = self._flat(v), self._check_h(h)
-        inv = torch.exp(-self.log_var)
+        inv = torch.exp(-self.lv)
         quad = 0.5 * ((v - self.b) ** 2 * inv).sum(-1)
         return quad - (((v * inv) @ self.W) * h).sum(-1) - h @ self.c
 
@@ -271,10 +291,10 @@ class GaussianBernoulliRBM(_RBMBase):
         - (V/2) log 2π - ½ Σ_i log σ_i²``.
         """
         h = self._check_h(h)
-        inv = torch.exp(-self.log_var)
+        inv = torch.exp(-self.lv)
         m = h @ self.W.T
         quad = (0.5 * m * m + self.b * m) @ inv
-        const = 0.5 * self.n_visible * math.log(2 * math.pi) + 0.5 * self.log_var.sum()
+        const = 0.5 * self.n_visible * math.log(2 * math.pi) + 0.5 * self.lv.sum()
         return -(h @ self.c) - quad - const
 
     def visible_mean(self, h: Tensor) -> Tensor:
@@ -285,7 +305,7 @@ class GaussianBernoulliRBM(_RBMBase):
         """``v ~ N(b + W h, diag σ²)``, (C, H) -> (C, V)."""
         mean = self.visible_mean(h)
         z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        return mean + z * torch.exp(0.5 * self.log_var)
+        return mean + z * torch.exp(0.5 * self.lv)
 
 
 class BlockGibbsState(NamedTuple):

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_positive_int, check_probability, check_tensor
-from torchenergy.models.rbm import BernoulliRBM
+from torchenergy.models.rbm import BernoulliRBM, _bernoulli
 from torchenergy.types import Generator
 
 __all__ = ["CDStepResult", "cd_gradients", "cd_step", "fit_rbm"]
@@ -69,7 +69,8 @@ def cd_gradients(
             p_pos = rbm.hidden_probs(v_pos) if p_pos is None else p_pos
             p_neg = rbm.hidden_probs(v_neg) if p_neg is None else p_neg
             n, m = v_pos.shape[0], v_neg.shape[0]
-            g_w = torch.addmm(v_neg.T @ p_neg, v_pos.T, p_pos, beta=1.0 / m, alpha=-1.0 / n)
+            # one product: [v_pos; v_neg]ᵀ [-p_pos / n; p_neg / m]
+            g_w = torch.cat([v_pos, v_neg]).T @ torch.cat([p_pos * (-1.0 / n), p_neg * (1.0 / m)])
             return {
                 "W": g_w,
                 "b": v_neg.mean(0) - v_pos.mean(0),
@@ -121,12 +122,15 @@ def cd_step(
     """
     check_positive_int("k", k)
     v_pos = rbm._flat(v).detach()
+    n = v_pos.shape[0]
     with torch.no_grad():
-        p_pos = rbm.hidden_probs(v_pos)
         if chains is None:
-            h = torch.bernoulli(p_pos, generator=generator)
-        else:
-            h = rbm.sample_hidden(rbm._flat(chains), generator=generator)
+            p_pos = rbm.hidden_probs(v_pos)
+            h = _bernoulli(p_pos, generator)
+        else:  # one product for the data and the chains
+            p_all = rbm.hidden_probs(torch.cat([v_pos, rbm._flat(chains)]))
+            p_pos = p_all[:n]
+            h = _bernoulli(p_all[n:], generator)
         for i in range(k):
             v_neg = rbm.sample_visible(h, generator=generator)
             if i + 1 < k:
