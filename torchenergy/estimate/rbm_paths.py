@@ -62,7 +62,7 @@ class _IntermediateRBM:
         if self.path.gaussian:
             mean = rbm.b + beta * (h @ rbm.W.T)
             z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-            return mean + z * torch.exp(0.5 * rbm.log_var)
+            return mean + z * torch.exp(0.5 * rbm.lv)
         logits = (1 - beta) * self.path.base_bias + beta * torch.addmm(rbm.b, h, rbm.W.T)
         return torch.bernoulli(torch.sigmoid(logits), generator=generator)
 
@@ -104,7 +104,7 @@ class RBMAnnealingPath:
             a = torch.addmm(rbm.c, rbm.visible_features(v), rbm.W)
             soft = F.softplus(beta * a).sum(-1)
             if self.gaussian:
-                return 0.5 * ((v - rbm.b) ** 2 * torch.exp(-rbm.log_var)).sum(-1) - soft
+                return 0.5 * ((v - rbm.b) ** 2 * torch.exp(-rbm.lv)).sum(-1) - soft
             return -(v @ ((1 - beta) * self.base_bias + beta * rbm.b)) - soft
 
     def base_sample(self, n: int, *, generator: Generator = None) -> Tensor:
@@ -114,7 +114,7 @@ class RBMAnnealingPath:
                 z = torch.randn(
                     (n, rbm.n_visible), generator=generator, dtype=rbm.b.dtype, device=rbm.b.device
                 )
-                return rbm.b + z * torch.exp(0.5 * rbm.log_var)
+                return rbm.b + z * torch.exp(0.5 * rbm.lv)
             p = torch.sigmoid(self.base_bias).expand(n, -1)
             return torch.bernoulli(p, generator=generator)
 
@@ -123,7 +123,7 @@ class RBMAnnealingPath:
         with torch.no_grad():
             hid = rbm.n_hidden * math.log(2.0)
             if self.gaussian:
-                vis = 0.5 * (rbm.log_var.double() + math.log(2 * math.pi)).sum()
+                vis = 0.5 * (rbm.lv.double() + math.log(2 * math.pi)).sum()
             else:
                 vis = F.softplus(self.base_bias.double()).sum()
             return hid + vis
