@@ -245,3 +245,17 @@ def test_pseudo_likelihood_is_the_sum_of_exact_conditionals():
     assert not torch.allclose(one, expected)
     with pytest.raises(ValueError, match="binary"):
         pseudo_log_likelihood(rbm, torch.full((1, 5), 0.5, dtype=D64))
+
+
+@pytest.mark.parametrize("cls", [BernoulliRBM, GaussianBernoulliRBM])
+def test_fused_rbm_anneal_equals_the_generic_loop(cls):
+    rbm = _rbm(7, 5, seed=2, scale=0.7, cls=cls)
+    bb = None if cls is GaussianBernoulliRBM else torch.full((7,), -0.4, dtype=D64)
+    path = RBMAnnealingPath(rbm, bb)
+    generic = lambda at: path.kernel(at.beta)  # noqa: E731  (forces the generic loop)
+    for fn, arg in ((ais, 6), (reverse_ais, None)):
+        x = None if arg else path.base_sample(6, generator=torch.Generator().manual_seed(0))
+        a = fn(path, 25, arg if arg else x, generator=torch.Generator().manual_seed(1))
+        b = fn(path, 25, arg if arg else x, kernel=generic, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(a.log_weights, b.log_weights)
+        torch.testing.assert_close(a.x, b.x)

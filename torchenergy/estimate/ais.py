@@ -4,7 +4,10 @@ A *path* is a family of unnormalised densities ``p_β(x) ∝ exp(-E_β(x))``, ``
 base ``p_0`` can be sampled exactly and has a known ``log Z_0``, and whose end ``p_1`` is the
 target. It provides ``energy(x, beta) -> (C,)``, ``base_sample(n, generator=)``,
 ``base_log_partition() -> scalar`` and ``kernel(beta) -> sampler`` (any kernel of the sampler
-protocol leaving ``p_β`` invariant; pass ``kernel=`` to :func:`ais` to use another one).
+protocol leaving ``p_β`` invariant; pass ``kernel=`` to :func:`ais` to use another one). A path
+may also offer ``anneal(betas, x, reverse=, generator=) -> (log_w, x)``, a fused sweep with the
+same draws and result as the generic loop with its own kernel (the RBM path does), used when no
+other kernel is asked for.
 
 Forward AIS (Neal 2001): ``x_1 ~ p_0``; for ``k = 1..K``
 ``log w += E_{β_{k-1}}(x) - E_{β_k}(x)``, then ``x ← T_{β_k}(x)``. ``E[w] = Z_1/Z_0``, so
@@ -160,6 +163,13 @@ def _kernel_at(path: Any, beta: float, kernel: Callable[[EnergyFn], Any] | None)
     return path.kernel(beta)
 
 
+def _fast(path: Any, kernel: Any, n_steps: int) -> bool:
+    """Use the path's own fused sweep (``path.anneal``) when it runs the same kernel."""
+    return (
+        kernel is None and n_steps == 1 and getattr(path, "k", 1) == 1 and hasattr(path, "anneal")
+    )
+
+
 def _transition(k: Any, x: Tensor, n_steps: int, generator: Generator) -> Tensor:
     state = k.init(x)
     for _ in range(n_steps):
@@ -204,6 +214,10 @@ def ais(
     bs = _betas(betas)
     with torch.no_grad():
         x = path.base_sample(n_chains, generator=generator)
+        if _fast(path, kernel, n_steps):
+            log_w, x = path.anneal(bs, x, generator=generator)
+            lme, se, ess = log_weight_stats(log_w)
+            return AISResult(path.base_log_partition().to(torch.float64) + lme, se, ess, log_w, x)
         log_w = torch.zeros(n_chains, dtype=torch.float64, device=x.device)
         e_prev = path.energy(x, bs[0])
         for k in range(1, len(bs)):
@@ -245,6 +259,10 @@ def reverse_ais(
     bs = _betas(betas)
     with torch.no_grad():
         x = x_target.detach()
+        if _fast(path, kernel, n_steps):
+            log_w, x = path.anneal(bs, x, reverse=True, generator=generator)
+            lme, se, ess = log_weight_stats(log_w)
+            return AISResult(path.base_log_partition().to(torch.float64) - lme, se, ess, log_w, x)
         log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
         e_cur = path.energy(x, bs[-1])
         for k in range(len(bs) - 1, 0, -1):

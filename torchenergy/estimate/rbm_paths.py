@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from torchenergy._checks import check_tensor
+from torchenergy.models.rbm import _bernoulli
 from torchenergy.types import Generator
 
 __all__ = ["RBMAnnealingPath", "base_rate_bias"]
@@ -55,7 +56,7 @@ class _IntermediateRBM:
     def sample_hidden(self, v: Tensor, *, generator: Generator = None) -> Tensor:
         rbm = self.path.rbm
         a = torch.addmm(rbm.c, rbm.visible_features(v), rbm.W)
-        return torch.bernoulli(torch.sigmoid(self.beta * a), generator=generator)
+        return _bernoulli(torch.sigmoid(self.beta * a), generator)
 
     def sample_visible(self, h: Tensor, *, generator: Generator = None) -> Tensor:
         rbm, beta = self.path.rbm, self.beta
@@ -64,7 +65,7 @@ class _IntermediateRBM:
             z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
             return mean + z * torch.exp(0.5 * rbm.lv)
         logits = (1 - beta) * self.path.base_bias + beta * torch.addmm(rbm.b, h, rbm.W.T)
-        return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+        return _bernoulli(torch.sigmoid(logits), generator)
 
 
 class RBMAnnealingPath:
@@ -116,7 +117,7 @@ class RBMAnnealingPath:
                 )
                 return rbm.b + z * torch.exp(0.5 * rbm.lv)
             p = torch.sigmoid(self.base_bias).expand(n, -1)
-            return torch.bernoulli(p, generator=generator)
+            return _bernoulli(p, generator)
 
     def base_log_partition(self) -> Tensor:
         rbm = self.rbm
@@ -131,6 +132,59 @@ class RBMAnnealingPath:
     def at(self, beta: float) -> _IntermediateRBM:
         """The intermediate model at β (energy and Gibbs conditionals)."""
         return _IntermediateRBM(self, beta)
+
+    def anneal(
+        self, betas: list[float], x: Tensor, *, reverse: bool = False, generator: Generator = None
+    ) -> tuple[Tensor, Tensor]:
+        """The whole AIS sweep with one block-Gibbs step per β, two products per β.
+
+        Same random draws and same result as the generic loop of :func:`ais` /
+        :func:`reverse_ais` with this path's kernel (``k = 1``), but the hidden input
+        ``a = c + vᵀW`` is computed once per β and shared by the two energies and the Gibbs step.
+        Forward: ``x`` are base samples; reverse: target samples. Returns ``(log_w (C,), x)``.
+        """
+        rbm = self.rbm
+        gauss = self.gaussian
+        with torch.no_grad():
+            x = rbm._flat(x)
+            dlin = None if gauss else rbm.b - self.base_bias
+
+            def hid(v: Tensor) -> Tensor:
+                return torch.addmm(rbm.c, rbm.visible_features(v), rbm.W)
+
+            def diff(v: Tensor, a: Tensor, b_hi: float, b_lo: float) -> Tensor:
+                # E_{b_lo}(v) - E_{b_hi}(v)
+                d = F.softplus(b_hi * a).sum(-1) - F.softplus(b_lo * a).sum(-1)
+                if dlin is not None:
+                    d = d + (b_hi - b_lo) * (v @ dlin)
+                return d.to(torch.float64)
+
+            def gibbs(v: Tensor, a: Tensor, beta: float) -> Tensor:
+                h = _bernoulli(torch.sigmoid(beta * a), generator)
+                if gauss:
+                    mean = rbm.b + beta * (h @ rbm.W.T)
+                    z = torch.randn(
+                        mean.shape, generator=generator, dtype=mean.dtype, device=mean.device
+                    )
+                    return mean + z * torch.exp(0.5 * rbm.lv)
+                logits = (1 - beta) * self.base_bias + beta * torch.addmm(rbm.b, h, rbm.W.T)
+                return _bernoulli(torch.sigmoid(logits), generator)
+
+            log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+            a = hid(x)
+            k_all = range(1, len(betas)) if not reverse else range(len(betas) - 1, 0, -1)
+            last = len(betas) - 1 if not reverse else 1
+            for k in k_all:
+                if reverse:
+                    log_w -= diff(x, a, betas[k], betas[k - 1])
+                    t = betas[k - 1]
+                else:
+                    log_w += diff(x, a, betas[k], betas[k - 1])
+                    t = betas[k]
+                if k != last:
+                    x = gibbs(x, a, t)
+                    a = hid(x)
+        return log_w, x
 
     def kernel(self, beta: float) -> Any:
         from torchenergy.models.rbm import BlockGibbs
