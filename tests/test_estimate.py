@@ -256,6 +256,22 @@ def test_fused_rbm_anneal_equals_the_generic_loop(cls):
     for fn, arg in ((ais, 6), (reverse_ais, None)):
         x = None if arg else path.base_sample(6, generator=torch.Generator().manual_seed(0))
         a = fn(path, 25, arg if arg else x, generator=torch.Generator().manual_seed(1))
-        b = fn(path, 25, arg if arg else x, kernel=generic, generator=torch.Generator().manual_seed(1))
+        b = fn(
+            path, 25, arg if arg else x, kernel=generic, generator=torch.Generator().manual_seed(1)
+        )
         torch.testing.assert_close(a.log_weights, b.log_weights)
         torch.testing.assert_close(a.x, b.x)
+
+
+def test_ais_gaussian_bernoulli_rbm_matches_exact_log_z():
+    rbm = _rbm(20, 12, seed=6, scale=0.4, cls=GaussianBernoulliRBM)
+    with torch.no_grad():
+        rbm.log_var.copy_(torch.linspace(-0.5, 0.5, 20, dtype=D64))
+    exact = float(rbm_log_partition(rbm))
+    g = torch.Generator().manual_seed(7)
+    path = RBMAnnealingPath(rbm)
+    fwd = ais(path, 500, 300, generator=g)
+    assert abs(float(fwd.log_z) - exact) <= 3 * float(fwd.stderr), (fwd.log_z, exact, fwd.stderr)
+    # reverse AIS from exact samples
+    rev = reverse_ais(path, 500, rbm_exact_sample(rbm, 300, generator=g), generator=g)
+    assert abs(float(rev.log_z) - exact) <= 3 * float(rev.stderr), (rev.log_z, exact, rev.stderr)
