@@ -101,83 +101,93 @@ def evaluate(name, rbm, test, base_bias, args, out, g):
     return rec
 
 
+def write_table(args, out, results, timing, n_train, n_test):
+    lines = [
+        f"Fashion-MNIST binarised at 0.5, 500 hidden, {args.epochs} epochs, batch {args.batch_size}, "
+        f"lr {args.lr} (ours: momentum {args.momentum}), train {n_train}, test {n_test}; AIS "
+        f"{args.n_betas} betas x {args.n_chains} chains; reverse AIS from {args.n_chains} Gibbs "
+        f"chains after {args.gibbs_steps} steps from noise; torch threads {torch.get_num_threads()}.",
+        "",
+        "| model | test LL (nats) | bracket [reverse, forward] | log Z ± se | ESS | pseudo-LL (all pixels) | s/epoch | sklearn s/epoch ÷ ours |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ratio = timing.get("sklearn", float("nan")) / r["s_per_epoch"]
+        lines.append(
+            f"| {r['model']} | {r['test_ll']:.2f} | [{r['ll_lower']:.2f}, {r['ll_upper']:.2f}] | "
+            f"{r['log_z']:.2f} ± {r['log_z_se']:.2f} | {r['ess']:.0f} | {r['pseudo_ll']:.2f} | "
+            f"{r['s_per_epoch']:.1f} | {ratio:.2f} |"
+        )
+    if "sklearn_float32" in timing:
+        sk = [r for r in results if r["model"] == "sklearn"]
+        lines += [
+            "",
+            f"scikit-learn with float32 input: {timing['sklearn_float32']:.1f} s/epoch (ratio to our "
+            f"PCD {timing['sklearn_float32'] / timing['pcd']:.2f}). scikit-learn's own score_samples "
+            f"(one random pixel × 784) on the same rows: "
+            f"{sk[0].get('sklearn_score_samples', float('nan')) if sk else float('nan'):.2f}.",
+        ]
+    (out / "rbm_fashion_mnist_table.md").write_text("\n".join(lines) + "\n")
+    (out / "rbm_fashion_mnist.json").write_text(
+        json.dumps({"args": vars(args), "results": results, "timing": timing}, indent=1)
+    )
+    print("\n".join(lines), flush=True)
+
+
 def binary(args, out):
     from sklearn.neural_network import BernoulliRBM as SkRBM
 
     train, _ = load_fashion_mnist("train", binarize=0.5, limit=args.train_limit)
     test, _ = load_fashion_mnist("test", binarize=0.5)
     bb = base_rate_bias(train)
-    results = []
+    models = Path(args.models)
+    models.mkdir(parents=True, exist_ok=True)
+    results, timing = [], {}
     common = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
-    configs = [
-        ("cd1", {"k": 1}),
-        ("pcd", {"persistent": True}),
-        ("cd10", {"k": 10}),
-    ]
     # warm-up (thread pools, allocator) so that the first timed epoch is not penalised
     fit_rbm(BernoulliRBM(784, 500), train[:2000], epochs=1, batch_size=100)
     SkRBM(n_components=500, batch_size=100, n_iter=1).fit(train[:2000].numpy())
-    timing = {}
-    for name, kw in configs:
+    for name in ("cd1", "pcd", "sklearn", "cd10"):
         g = torch.Generator().manual_seed(0)
-        rbm = BernoulliRBM(784, 500, generator=g)
-        with torch.no_grad():
-            rbm.b.copy_(bb)
-        hist = fit_rbm(rbm, train, momentum=args.momentum, generator=g, **common, **kw)
-        timing[name] = float(np.mean([h["seconds"] for h in hist]))
-        print(json.dumps({"model": name, "history": hist}), flush=True)
+        if name == "sklearn":
+            sk = SkRBM(
+                n_components=500,
+                learning_rate=args.lr,
+                batch_size=args.batch_size,
+                n_iter=args.epochs,
+                random_state=0,
+            )
+            t0 = time.perf_counter()
+            sk.fit(train.numpy().astype(np.float64))
+            timing[name] = (time.perf_counter() - t0) / args.epochs
+            rbm = from_sklearn(sk)
+        else:
+            kw = {"cd1": {"k": 1}, "pcd": {"persistent": True}, "cd10": {"k": 10}}[name]
+            rbm = BernoulliRBM(784, 500, generator=g)
+            with torch.no_grad():
+                rbm.b.copy_(bb)
+            hist = fit_rbm(rbm, train, momentum=args.momentum, generator=g, **common, **kw)
+            timing[name] = float(np.mean([h["seconds"] for h in hist]))
+            print(json.dumps({"model": name, "history": hist}), flush=True)
+        torch.save(rbm.state_dict(), models / f"{name}.pt")
         rec = evaluate(name, rbm, test, bb, args, out, g)
         rec["s_per_epoch"] = timing[name]
-        results.append(rec)
-    for dt in (np.float64, np.float32):
-        sk = SkRBM(
-            n_components=500,
-            learning_rate=args.lr,
-            batch_size=args.batch_size,
-            n_iter=args.epochs if dt is np.float64 else 1,
-            random_state=0,
-        )
-        t0 = time.perf_counter()
-        sk.fit(train.numpy().astype(dt))
-        sec = (time.perf_counter() - t0) / sk.n_iter
-        tag = "sklearn" if dt is np.float64 else "sklearn_float32"
-        timing[tag] = sec
-        print(json.dumps({"model": tag, "s_per_epoch": sec}), flush=True)
-        if dt is np.float64:
-            rec = evaluate(
-                "sklearn", from_sklearn(sk), test, bb, args, out, torch.Generator().manual_seed(0)
-            )
-            rec["s_per_epoch"] = sec
+        if name == "sklearn":
             with torch.no_grad():
-                rec["sklearn_score_samples"] = float(
-                    sk.score_samples(test[: args.pl_rows].numpy().astype(dt)).mean()
-                )
-            results.append(rec)
-    (out / "rbm_fashion_mnist.json").write_text(
-        json.dumps({"args": vars(args), "results": results, "timing": timing}, indent=1)
-    )
-    lines = [
-        f"Fashion-MNIST binarised at 0.5, 500 hidden, {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, "
-        f"train {train.shape[0]}, test {test.shape[0]}; AIS {args.n_betas} betas x {args.n_chains} chains; "
-        f"reverse AIS from {args.n_chains} Gibbs chains after {args.gibbs_steps} steps; torch threads {torch.get_num_threads()}.",
-        "",
-        "| model | test LL (nats) | bracket [reverse, forward] | log Z ± se | ESS | pseudo-LL (all pixels) | s/epoch | sklearn s/epoch ÷ ours |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['model']} | {r['test_ll']:.2f} | [{r['ll_lower']:.2f}, {r['ll_upper']:.2f}] | "
-            f"{r['log_z']:.2f} ± {r['log_z_se']:.2f} | {r['ess']:.0f} | {r['pseudo_ll']:.2f} | "
-            f"{r['s_per_epoch']:.1f} | {timing['sklearn'] / r['s_per_epoch']:.2f} |"
-        )
-    lines.append("")
-    lines.append(
-        f"scikit-learn float32 input: {timing['sklearn_float32']:.1f} s/epoch (ratio to our PCD "
-        f"{timing['sklearn_float32'] / timing['pcd']:.2f}). scikit-learn's own score_samples "
-        f"(one random pixel × 784) on the same rows: {results[-1].get('sklearn_score_samples', float('nan')):.2f}."
-    )
-    (out / "rbm_fashion_mnist_table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+                x64 = test[: args.pl_rows].numpy().astype(np.float64)
+                rec["sklearn_score_samples"] = float(sk.score_samples(x64).mean())
+            sk32 = SkRBM(
+                n_components=500,
+                learning_rate=args.lr,
+                batch_size=args.batch_size,
+                n_iter=1,
+                random_state=0,
+            )
+            t0 = time.perf_counter()
+            sk32.fit(train.numpy().astype(np.float32))
+            timing["sklearn_float32"] = time.perf_counter() - t0
+        results.append(rec)
+        write_table(args, out, results, timing, train.shape[0], test.shape[0])
 
 
 def gaussian(args, out):
@@ -252,6 +262,7 @@ def main() -> None:
     p.add_argument("--pl-rows", type=int, default=500)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="bench/results")
+    p.add_argument("--models", default="runs/rbm_bench", help="where trained weights are saved")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)

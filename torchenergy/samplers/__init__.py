@@ -1,16 +1,53 @@
-"""MCMC samplers: functional ``init``/``step`` kernels, one driver, adaptation, buffers."""
+"""MCMC samplers: functional ``init``/``step`` kernels, one driver, adaptation, buffers.
 
+Every sampler is a frozen dataclass whose first field is ``energy_fn``; ``init(x) -> State``,
+``step(state, *, generator=None) -> (State, Info)``, ``sample(x0, n_steps, *, generator=None)``.
+Run any of them with :func:`run_chain`.
+"""
+
+from torchenergy.samplers._common import GradState, where_chains
+from torchenergy.samplers.annealed import AnnealedLangevin, AnnealedState, geometric_schedule
 from torchenergy.samplers.base import BaseInfo, DivergenceError, Sampler, unadjusted_info
+from torchenergy.samplers.descent import GradientDescent, Nesterov, NesterovState
 from torchenergy.samplers.driver import ChainResult, run_chain
 from torchenergy.samplers.gibbs_with_gradients import GibbsWithGradients, GWGState
+from torchenergy.samplers.hmc import HMC
+from torchenergy.samplers.integrators import (
+    LeapfrogResult,
+    kinetic_energy,
+    leapfrog,
+    sample_momentum,
+)
+from torchenergy.samplers.langevin import Langevin, langevin_proposal
+from torchenergy.samplers.mala import MALA, mala_log_proposal
+from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
 
 __all__ = [
+    "HMC",
+    "MALA",
+    "AnnealedLangevin",
+    "AnnealedState",
     "BaseInfo",
     "ChainResult",
     "DivergenceError",
     "GWGState",
     "GibbsWithGradients",
+    "GradState",
+    "GradientDescent",
+    "Langevin",
+    "LeapfrogResult",
+    "MetropolisResult",
+    "Nesterov",
+    "NesterovState",
     "Sampler",
+    "geometric_schedule",
+    "kinetic_energy",
+    "langevin_proposal",
+    "leapfrog",
+    "mala_log_proposal",
+    "metropolis_accept",
     "run_chain",
+    "sample_momentum",
     "unadjusted_info",
+    "where_chains",
 ]

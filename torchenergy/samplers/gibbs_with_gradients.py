@@ -31,7 +31,9 @@ from torch import Tensor
 
 from torchenergy._checks import check_positive_int, check_tensor
 from torchenergy.energies.base import energy_and_grad
+from torchenergy.samplers._common import finite_chains, where_chains
 from torchenergy.samplers.base import BaseInfo, Sampler
+from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = ["GWGState", "GibbsWithGradients"]
@@ -108,19 +110,16 @@ class GibbsWithGradients(Sampler):
         flat[rows, idx] = 1.0 - flat[rows, idx]
         x_new = flat.reshape(x.shape)
         e_new, g_new = energy_and_grad(self.energy_fn, x_new)
+        finite = finite_chains(e_new, g_new)
         log_r = self.log_accept_ratio(state, idx, e_new, x_new, g_new)
-        finite = torch.isfinite(e_new) & torch.isfinite(g_new.flatten(1)).all(1)
-        log_r = torch.where(finite, log_r, torch.full_like(log_r, -torch.inf))
-        u = torch.rand(c, generator=generator, dtype=log_r.dtype, device=x.device)
-        acc = torch.log(u) < log_r
-        sel = acc.view(c, *([1] * (x.dim() - 1)))
+        mh = metropolis_accept(log_r, finite, generator=generator)
+        acc = mh.accepted
         new = GWGState(
-            torch.where(sel, x_new, x),
+            where_chains(acc, x_new, x),
             torch.where(acc, e_new, state.energy),
-            torch.where(sel, g_new, state.grad),
+            where_chains(acc, g_new, state.grad),
         )
-        prob = torch.exp(log_r.clamp(max=0.0))
-        return new, BaseInfo(prob, acc, ~finite, torch.zeros_like(acc))
+        return new, BaseInfo(mh.accept_prob, acc, mh.nonfinite, torch.zeros_like(acc))
 
     def step(self, state: GWGState, *, generator: Generator = None) -> tuple[GWGState, BaseInfo]:
         info = None
