@@ -96,3 +96,34 @@ def test_gwg_rejects_nonfinite_and_validates():
 
     with pytest.raises(ValueError, match="binary"):
         s.init(torch.full((2, 3), 0.5, dtype=D64))
+
+
+def _kernels():
+    from torchenergy.models import BlockGibbs, SiteGibbs
+
+    rbm = BernoulliRBM(5, 3, init_std=0.5, generator=torch.Generator().manual_seed(0))
+    bm = BoltzmannMachine(5, init_std=0.5, generator=torch.Generator().manual_seed(0))
+    return [
+        (GibbsWithGradients(bm), bm),
+        (GibbsWithGradients(rbm, n_flips=2), rbm),
+        (BlockGibbs(rbm, k=2), rbm),
+        (SiteGibbs(bm, random_order=True), bm),
+    ]
+
+
+def test_discrete_kernels_contract():
+    """Shapes and dtype kept, same seed => same chains, binary states, no parameter gradients."""
+    for kernel, model in _kernels():
+        for dtype in (torch.float32, torch.float64):
+            k = kernel.__class__(**{**kernel.__dict__, "energy_fn": model.to(dtype)})
+            x0 = torch.bernoulli(
+                torch.full((6, 5), 0.5, dtype=dtype), generator=torch.Generator().manual_seed(1)
+            )
+            a = run_chain(k, x0, 5, trace=True, generator=torch.Generator().manual_seed(2))
+            b = run_chain(k, x0, 5, trace=True, generator=torch.Generator().manual_seed(2))
+            assert a.x.shape == x0.shape and a.x.dtype == dtype and a.trace.shape == (5, 6, 5)
+            torch.testing.assert_close(a.x, b.x)
+            assert set(a.trace.unique().tolist()) <= {0.0, 1.0}
+            assert a.accept_rate.shape == (6,) and not bool(a.diverged.any())
+            assert all(p.grad is None for p in model.parameters())
+        model.to(torch.float32)
