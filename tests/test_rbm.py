@@ -237,3 +237,29 @@ def test_transform_sample_shapes_and_validation():
     grb = GaussianBernoulliRBM(3, 2, learn_sigma=False)
     assert not grb.log_var.requires_grad
     assert grb.sample(4, 2).shape == (4, 3)
+
+
+def test_bf16_matmuls_give_the_same_update_up_to_rounding():
+    g = torch.Generator().manual_seed(0)
+    data = torch.bernoulli(torch.full((64, 30), 0.4), generator=g)
+    chains = torch.bernoulli(torch.full((64, 30), 0.5), generator=g)
+    deltas = []
+    for md in (None, torch.bfloat16):
+        rbm = BernoulliRBM(30, 20, init_std=0.3, generator=torch.Generator().manual_seed(1))
+        w0 = rbm.W.detach().clone()
+        opt = torch.optim.SGD(rbm.parameters(), lr=1.0)
+        res = cd_step(
+            rbm,
+            data,
+            opt,
+            chains=chains,
+            matmul_dtype=md,
+            generator=torch.Generator().manual_seed(2),
+        )
+        assert res.chains.dtype == torch.float32 and rbm.W.dtype == torch.float32
+        deltas.append(rbm.W.detach() - w0)
+    # same random draws; the bf16 products round to ~3 significant digits
+    rel = (deltas[0] - deltas[1]).norm() / deltas[0].norm()
+    assert float(rel) < 0.05, float(rel)
+    with pytest.raises(ValueError, match="matmul_dtype"):
+        cd_step(BernoulliRBM(3, 2), data[:, :3], opt, matmul_dtype=torch.int8)

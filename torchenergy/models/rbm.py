@@ -44,7 +44,8 @@ __all__ = ["BernoulliRBM", "BlockGibbs", "BlockGibbsState", "GaussianBernoulliRB
 
 def _bernoulli(p: Tensor, generator: Generator) -> Tensor:
     """``Bernoulli(p)`` draws as ``u < p`` (twice as fast as ``torch.bernoulli`` on CPU)."""
-    u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
+    dt = p.dtype if p.dtype in (torch.float32, torch.float64) else torch.float32
+    u = torch.rand(p.shape, generator=generator, dtype=dt, device=p.device)
     return (u < p).to(p.dtype)
 
 

@@ -19,6 +19,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -94,6 +95,7 @@ def cd_step(
     sparsity_cost: float = 0.1,
     hidden_mean: Tensor | None = None,
     compute_recon: bool = True,
+    matmul_dtype: torch.dtype | None = None,
     generator: Generator = None,
 ) -> CDStepResult:
     """One CD-k (``chains=None``) or PCD-k (``chains`` = persistent chains) update.
@@ -115,15 +117,27 @@ def cd_step(
         sparsity_cost: weight of the sparsity term.
         hidden_mean: the running ``q`` from the previous step (H,), or None.
         compute_recon: compute the mean-field reconstruction error (one extra product).
+        matmul_dtype: run the matrix products under ``torch.autocast`` in this dtype
+            (``torch.bfloat16``: about twice as fast on CPUs with bf16 instructions; the parameters,
+            the optimizer and the uniform draws stay in full precision).
         generator: random stream.
 
     Returns:
         :class:`CDStepResult` (``recon_error`` is NaN when not computed).
     """
     check_positive_int("k", k)
+    if matmul_dtype not in (None, torch.bfloat16, torch.float16):
+        raise ValueError(
+            f"matmul_dtype must be None, torch.bfloat16 or torch.float16, got {matmul_dtype}"
+        )
     v_pos = rbm._flat(v).detach()
     n = v_pos.shape[0]
-    with torch.no_grad():
+    amp = (
+        torch.autocast(v_pos.device.type, dtype=matmul_dtype)
+        if matmul_dtype is not None
+        else contextlib.nullcontext()
+    )
+    with torch.no_grad(), amp:
         if chains is None:
             p_pos = rbm.hidden_probs(v_pos)
             h = _bernoulli(p_pos, generator)
@@ -140,7 +154,8 @@ def cd_step(
             err = ((v_pos - rbm.visible_mean(p_pos)) ** 2).mean()
         else:
             err = torch.full((), float("nan"), dtype=v_pos.dtype, device=v_pos.device)
-    grads = cd_gradients(rbm, v_pos, v_neg, p_pos=p_pos, p_neg=p_neg)
+        grads = cd_gradients(rbm, v_pos, v_neg, p_pos=p_pos, p_neg=p_neg)
+    v_neg, p_pos = v_neg.to(v_pos.dtype), p_pos.to(v_pos.dtype)
     with torch.no_grad():
         q = p_pos.mean(0)
         q = q if hidden_mean is None else 0.9 * hidden_mean + 0.1 * q
@@ -153,7 +168,7 @@ def cd_step(
             p.grad = grads[name].to(p.dtype)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return CDStepResult(v_neg.detach(), err.detach(), q.detach())
+    return CDStepResult(v_neg.detach(), err.detach().to(v_pos.dtype), q.detach())
 
 
 def _default_optimizer(
@@ -186,6 +201,7 @@ def fit_rbm(
     sigma_lr_scale: float = 0.1,
     optimizer: torch.optim.Optimizer | None = None,
     shuffle: bool = True,
+    matmul_dtype: torch.dtype | None = None,
     generator: Generator = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
@@ -206,6 +222,7 @@ def fit_rbm(
         sigma_lr_scale: learning-rate factor for ``log σ²`` of a Gaussian-Bernoulli RBM.
         optimizer: use this instead of the default SGD.
         shuffle: reshuffle rows every epoch (with ``generator``).
+        matmul_dtype: see :func:`cd_step` (``torch.bfloat16`` for faster products).
         generator: the random stream (shuffling and Gibbs sampling).
         callback: called as ``callback(epoch, record)`` after every epoch.
 
@@ -258,6 +275,7 @@ def fit_rbm(
                 sparsity_cost=sparsity_cost,
                 hidden_mean=q,
                 compute_recon=b_i % 10 == 0,
+                matmul_dtype=matmul_dtype,
                 generator=generator,
             )
             q = res.hidden_mean
