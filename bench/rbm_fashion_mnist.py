@@ -127,8 +127,8 @@ def write_table(args, out, results, timing, n_train, n_test):
             f"(one random pixel × 784) on the same rows: "
             f"{sk[0].get('sklearn_score_samples', float('nan')) if sk else float('nan'):.2f}.",
         ]
-    (out / "rbm_fashion_mnist_table.md").write_text("\n".join(lines) + "\n")
-    (out / "rbm_fashion_mnist.json").write_text(
+    (out / f"rbm_fashion_mnist{args.tag}_table.md").write_text("\n".join(lines) + "\n")
+    (out / f"rbm_fashion_mnist{args.tag}.json").write_text(
         json.dumps({"args": vars(args), "results": results, "timing": timing}, indent=1)
     )
     print("\n".join(lines), flush=True)
@@ -147,7 +147,7 @@ def binary(args, out):
     # warm-up (thread pools, allocator) so that the first timed epoch is not penalised
     fit_rbm(BernoulliRBM(784, 500), train[:2000], epochs=1, batch_size=100)
     SkRBM(n_components=500, batch_size=100, n_iter=1).fit(train[:2000].numpy())
-    for name in ("cd1", "pcd", "sklearn", "cd10"):
+    for name in args.only.split(","):
         g = torch.Generator().manual_seed(0)
         if name == "sklearn":
             sk = SkRBM(
@@ -166,11 +166,20 @@ def binary(args, out):
             rbm = BernoulliRBM(784, 500, generator=g)
             with torch.no_grad():
                 rbm.b.copy_(bb)
-            hist = fit_rbm(rbm, train, momentum=args.momentum, generator=g, **common, **kw)
+            hist = fit_rbm(
+                rbm,
+                train,
+                momentum=args.momentum,
+                lr_decay=args.lr_decay,
+                generator=g,
+                **common,
+                **kw,
+            )
             timing[name] = float(np.mean([h["seconds"] for h in hist]))
             print(json.dumps({"model": name, "history": hist}), flush=True)
-        torch.save(rbm.state_dict(), models / f"{name}.pt")
-        rec = evaluate(name, rbm, test, bb, args, out, g)
+        label = name + args.tag
+        torch.save(rbm.state_dict(), models / f"{label}.pt")
+        rec = evaluate(label, rbm, test, bb, args, out, g)
         rec["s_per_epoch"] = timing[name]
         if name == "sklearn":
             with torch.no_grad():
@@ -246,13 +255,17 @@ def timing(args, out):
 def gaussian(args, out):
     train, _ = load_fashion_mnist("train", limit=args.train_limit)
     test, _ = load_fashion_mnist("test")
-    mu, sd = train.mean(0), train.std(0) + 0.05
+    # per-pixel mean, one global scale: a per-pixel scale blows the rare non-zero values of
+    # near-constant border pixels up to 10+ standard deviations
+    mu, sd = train.mean(0), torch.full((784,), float(train.std()))
     xs = (train - mu) / sd
     g = torch.Generator().manual_seed(0)
     # σ starts at 1 for every pixel and is learned slowly (sigma_lr_scale); initialising it from
     # the data variance diverges: near-constant border pixels get tiny σ² while their rare
     # large values then blow up the weight gradient (v/σ²)·p(h|v).
-    rbm = GaussianBernoulliRBM(784, args.hidden_gauss, learn_sigma=True, min_var=0.05, generator=g)
+    rbm = GaussianBernoulliRBM(
+        784, args.hidden_gauss, learn_sigma=not args.gauss_fixed_sigma, min_var=0.05, generator=g
+    )
     with torch.no_grad():
         rbm.b.copy_(xs.mean(0))
     hist = fit_rbm(
@@ -264,19 +277,22 @@ def gaussian(args, out):
         momentum=0.9,
         weight_decay=1e-4,
         sigma_lr_scale=0.1,
+        persistent=args.gauss_persistent,
+        lr_decay=args.lr_decay,
         generator=g,
     )
     print(json.dumps({"model": "gbrbm", "history": hist}), flush=True)
+    tag = args.tag
     with torch.no_grad():
         v0 = rbm.b + torch.randn(100, 784, generator=g) * rbm.var.sqrt()
         chains = BlockGibbs(rbm).sample(v0, args.gibbs_steps, generator=g)
         mean = rbm.visible_mean(rbm.sample_hidden(chains, generator=g))
         img = (mean * sd + mu).clamp(0, 1)
         recon = rbm.visible_mean(rbm.hidden_probs((test[:50] - mu) / sd)) * sd + mu
-    save_grid(img.reshape(-1, 28, 28).numpy(), out / "gbrbm_samples.png")
+    save_grid(img.reshape(-1, 28, 28).numpy(), out / f"gbrbm{tag}_samples.png")
     pairs = torch.stack([test[:50], recon.clamp(0, 1)], 1).reshape(-1, 28, 28)
-    save_grid(pairs.numpy(), out / "gbrbm_reconstructions.png")
-    filters_png(rbm.W, out / "gbrbm_filters.png")
+    save_grid(pairs.numpy(), out / f"gbrbm{tag}_reconstructions.png")
+    filters_png(rbm.W, out / f"gbrbm{tag}_filters.png")
     path = RBMAnnealingPath(rbm)
     fwd = ais(path, args.n_betas, args.n_chains, generator=g)
     rev = reverse_ais(path, args.n_betas, chains, generator=g)
@@ -293,7 +309,7 @@ def gaussian(args, out):
         "sigma_range": [float(rbm.var.detach().sqrt().min()), float(rbm.var.detach().sqrt().max())],
     }
     print(json.dumps(rec), flush=True)
-    (out / "gbrbm_fashion_mnist.json").write_text(
+    (out / f"gbrbm{tag}_fashion_mnist.json").write_text(
         json.dumps({"args": vars(args), "result": rec}, indent=1)
     )
 
@@ -302,6 +318,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--part", choices=["binary", "gaussian", "timing"], default="binary")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--gauss-persistent", action="store_true", help="PCD for the Gaussian RBM")
+    p.add_argument("--gauss-fixed-sigma", action="store_true", help="σ = 1 (not learned)")
+    p.add_argument("--tag", default="", help="suffix of the Gaussian RBM output files")
+    p.add_argument("--lr-decay", default="none", choices=["none", "linear"])
+    p.add_argument("--only", default="cd1,pcd,sklearn,cd10", help="binary models to run")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--epochs-gauss", type=int, default=10)
     p.add_argument("--hidden-gauss", type=int, default=500)

@@ -202,6 +202,7 @@ def fit_rbm(
     optimizer: torch.optim.Optimizer | None = None,
     shuffle: bool = True,
     matmul_dtype: torch.dtype | None = None,
+    lr_decay: str = "none",
     generator: Generator = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
@@ -223,6 +224,8 @@ def fit_rbm(
         optimizer: use this instead of the default SGD.
         shuffle: reshuffle rows every epoch (with ``generator``).
         matmul_dtype: see :func:`cd_step` (``torch.bfloat16`` for faster products).
+        lr_decay: ``"none"`` or ``"linear"``: the learning rate falls linearly to zero over all
+            minibatches (Tieleman 2008 used this for PCD, whose chains must keep up with the model).
         generator: the random stream (shuffling and Gibbs sampling).
         callback: called as ``callback(epoch, record)`` after every epoch.
 
@@ -246,9 +249,15 @@ def fit_rbm(
         raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
     if sparsity_target is not None:
         check_probability("sparsity_target", sparsity_target, open_left=True, open_right=True)
+    if lr_decay not in ("none", "linear"):
+        raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
     x = rbm._flat(data).to(device=rbm.W.device, dtype=rbm.W.dtype)
     n = x.shape[0]
     opt = optimizer or _default_optimizer(rbm, lr, momentum, weight_decay, sigma_lr_scale)
+    n_batches = epochs * ((n + batch_size - 1) // batch_size)
+    sched = None
+    if lr_decay == "linear":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: max(0.0, 1.0 - t / n_batches))
     chains = None
     if persistent:
         m = batch_size if n_chains is None else n_chains
@@ -279,6 +288,8 @@ def fit_rbm(
                 generator=generator,
             )
             q = res.hidden_mean
+            if sched is not None:
+                sched.step()
             if persistent:
                 chains = res.chains
             if b_i % 10 == 0:
