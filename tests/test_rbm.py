@@ -263,3 +263,14 @@ def test_bf16_matmuls_give_the_same_update_up_to_rounding():
     assert float(rel) < 0.05, float(rel)
     with pytest.raises(ValueError, match="matmul_dtype"):
         cd_step(BernoulliRBM(3, 2), data[:, :3], opt, matmul_dtype=torch.int8)
+
+
+def test_linear_lr_decay_reaches_zero_and_is_validated():
+    g = torch.Generator().manual_seed(0)
+    data = torch.bernoulli(torch.full((50, 6), 0.5), generator=g)
+    rbm = BernoulliRBM(6, 4, generator=g)
+    opt = torch.optim.SGD(rbm.parameters(), lr=0.1)
+    fit_rbm(rbm, data, epochs=2, batch_size=20, optimizer=opt, lr_decay="linear", generator=g)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        fit_rbm(rbm, data, lr_decay="cosine")
