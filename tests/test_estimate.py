@@ -275,3 +275,21 @@ def test_ais_gaussian_bernoulli_rbm_matches_exact_log_z():
     # reverse AIS from exact samples
     rev = reverse_ais(path, 500, rbm_exact_sample(rbm, 300, generator=g), generator=g)
     assert abs(float(rev.log_z) - exact) <= 3 * float(rev.stderr), (rev.log_z, exact, rev.stderr)
+
+
+def test_ais_gaussian_mixture_with_the_library_mala_kernel():
+    from torchenergy.samplers import MALA
+
+    target = GaussianMixtureEnergy(
+        torch.tensor([[-3.0, 0.0], [3.0, 1.0]], dtype=D64), torch.eye(2, dtype=D64) * 0.5
+    )
+    base = GaussianEnergy(torch.zeros(2, dtype=D64), torch.eye(2, dtype=D64) * 9.0)
+    path = GeometricPath(
+        base, target, lambda n, gen: base.sample(n, generator=gen), base.log_partition()
+    )
+    g = torch.Generator().manual_seed(5)
+    res = ais(path, 200, 500, kernel=lambda e: MALA(e, 0.2), generator=g)
+    truth = float(target.log_partition())
+    assert abs(float(res.log_z) - truth) <= 4 * float(res.stderr), (res.log_z, truth, res.stderr)
+    with pytest.raises(ValueError, match="make_kernel"):
+        ais(path, 5, 3, generator=g)
