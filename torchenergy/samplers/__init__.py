@@ -20,6 +20,7 @@ from torchenergy.samplers.base import BaseInfo, DivergenceError, Sampler, unadju
 from torchenergy.samplers.buffer import ReplayBuffer, sample_distribution
 from torchenergy.samplers.descent import GradientDescent, Nesterov, NesterovState
 from torchenergy.samplers.driver import ChainResult, run_chain
+from torchenergy.samplers.gibbs_with_gradients import GibbsWithGradients, GWGState
 from torchenergy.samplers.hmc import HMC
 from torchenergy.samplers.integrators import (
     LeapfrogResult,
@@ -48,6 +49,8 @@ __all__ = [
     "DivergenceError",
     "DualAveraging",
     "DualAveragingState",
+    "GWGState",
+    "GibbsWithGradients",
     "GradState",
     "GradientDescent",
     "Langevin",
