@@ -92,6 +92,12 @@ def pack(emissions: Tensor, mask: Tensor | None, lengths: Tensor | None, num_tag
     Raises:
         TypeError: non-tensor or non-floating emissions, non-bool mask.
         ValueError: wrong shapes, empty sequences, lengths out of range.
+
+    Example:
+        >>> e = torch.arange(6.0).view(1, 3, 2)
+        >>> p = pack(e, torch.tensor([[False, True, True]]), None, 2)  # a masked [CLS] token
+        >>> p.emissions[:, 0].tolist(), p.order.tolist(), p.lengths.tolist()
+        ([[2.0, 3.0], [4.0, 5.0]], [[1, 2]], [2])
     """
     if not isinstance(emissions, Tensor):
         raise TypeError(f"emissions must be a tensor (B, T, K), got {type(emissions).__name__}")
