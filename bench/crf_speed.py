@@ -18,7 +18,7 @@ It imports and runs under torch 2.13; the only adjustment is declaring
 
 Run::
 
-    PYTHONPATH=. python bench/crf_speed.py [--threads 2] [--reps 30] [--out bench/results/crf_speed.md]
+    PYTHONPATH=. python bench/crf_speed.py [--threads 2] [--reps 20] [--out bench/results/crf_speed.md]
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main(argv=None) -> str:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--tags", type=int, default=17)
-    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/results/crf_speed.md"))
     args = ap.parse_args(argv)

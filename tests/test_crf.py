@@ -243,7 +243,8 @@ def test_no_allowed_tagging_gives_minus_inf_everywhere():
     assert log_z[0] == -math.inf and math.isclose(float(log_z[1]), math.log(2))
     out = crf.decode(e, mask)
     assert out.scores[0] == -math.inf and (out.tags[0] == -1).all()
-    assert crf.nll(e, torch.zeros(2, 3, dtype=torch.long), mask, reduction="none")[1] > 0
+    nll = crf.nll(e, torch.zeros(2, 3, dtype=torch.long), mask, reduction="none")
+    assert nll[0] == math.inf and math.isclose(float(nll[1].detach()), math.log(2))
     with pytest.raises(ValueError, match="no tagging allowed"):
         crf.sample(e, mask, 2)
 
@@ -302,3 +303,15 @@ def test_bad_inputs_raise_clear_errors():
     # tags at unselected positions may hold anything (e.g. -100 padding)
     low = mask.tril()
     assert torch.isfinite(crf.nll(e, tags.masked_fill(~low, -100), low))
+
+
+def test_forbidden_gold_tagging_has_infinite_nll_but_finite_gradients_elsewhere():
+    crf, e, mask, _ = _setup(90, 4, constraints=CONSTRAINTS)
+    tags = torch.full((6, 4), 2)  # 2 -> 2 is forbidden: rows with >= 2 selected tokens are +inf
+    e.requires_grad_(True)
+    nll = crf.nll(e, tags, mask, reduction="none")
+    two_plus = mask.sum(1) >= 2
+    assert torch.isinf(nll[two_plus]).all() and torch.isfinite(nll[~two_plus]).all()
+    nll.sum().backward()
+    assert torch.isfinite(e.grad).all() and torch.isfinite(crf.transitions.grad).all()
+    assert e.grad[two_plus].abs().max() == 0

@@ -207,7 +207,9 @@ class LinearChainCRF(nn.Module):
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         p = self._pack(emissions, mask, lengths)
         packed_tags = check_tags(tags, p, self.num_tags)
-        loss = (self._log_z_packed(p) - self._score_packed(p, packed_tags)).clamp_min(0.0)
+        score = self._score_packed(p, packed_tags)
+        loss = (self._log_z_packed(p) - score).clamp_min(0.0)
+        loss = torch.where(torch.isneginf(score), float("inf"), loss)  # p(y | x) = 0
         if reduction == "none":
             return loss
         if reduction == "sum":
