@@ -1,5 +1,14 @@
 """Energies ``E(x)``: the autograd entry point, analytic targets, neural nets and composition."""
 
+from torchenergy.energies.analytic import (
+    AckleyEnergy,
+    DoubleWellEnergy,
+    GaussianEnergy,
+    GaussianMixtureEnergy,
+    HarmonicEnergy,
+    RastriginEnergy,
+    RosenbrockEnergy,
+)
 from torchenergy.energies.base import Energy, energy_and_grad, grad_energy
 from torchenergy.energies.composition import (
     HardConstraint,
@@ -8,11 +17,21 @@ from torchenergy.energies.composition import (
     SumEnergy,
     TemperedEnergy,
 )
+from torchenergy.energies.neural import ConvEnergy, MLPEnergy
 
 __all__ = [
+    "AckleyEnergy",
+    "ConvEnergy",
+    "DoubleWellEnergy",
     "Energy",
+    "GaussianEnergy",
+    "GaussianMixtureEnergy",
     "HardConstraint",
+    "HarmonicEnergy",
+    "MLPEnergy",
     "PenaltyConstraint",
+    "RastriginEnergy",
+    "RosenbrockEnergy",
     "ScaledEnergy",
     "SumEnergy",
     "TemperedEnergy",

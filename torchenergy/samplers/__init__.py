@@ -1,6 +1,79 @@
-"""MCMC samplers: functional ``init``/``step`` kernels, one driver, adaptation, buffers."""
+"""MCMC samplers: functional ``init``/``step`` kernels, one driver, adaptation, buffers.
 
+Every sampler is a frozen dataclass whose first field is ``energy_fn``; ``init(x) -> State``,
+``step(state, *, generator=None) -> (State, Info)``, ``sample(x0, n_steps, *, generator=None)``.
+Run any of them with :func:`run_chain`.
+"""
+
+from torchenergy.samplers._common import GradState, where_chains
+from torchenergy.samplers.adaptation import (
+    AdaptResult,
+    DualAveraging,
+    DualAveragingState,
+    Welford,
+    WelfordState,
+    adapt,
+    warmup_windows,
+)
+from torchenergy.samplers.annealed import AnnealedLangevin, AnnealedState, geometric_schedule
 from torchenergy.samplers.base import BaseInfo, DivergenceError, Sampler, unadjusted_info
+from torchenergy.samplers.buffer import ReplayBuffer, sample_distribution
+from torchenergy.samplers.descent import GradientDescent, Nesterov, NesterovState
 from torchenergy.samplers.driver import ChainResult, run_chain
+from torchenergy.samplers.hmc import HMC
+from torchenergy.samplers.integrators import (
+    LeapfrogResult,
+    kinetic_energy,
+    leapfrog,
+    sample_momentum,
+)
+from torchenergy.samplers.langevin import Langevin, langevin_proposal
+from torchenergy.samplers.mala import MALA, mala_log_proposal
+from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
+from torchenergy.samplers.tempering import (
+    ParallelTempering,
+    TemperingInfo,
+    geometric_ladder,
+    tempering_state_type,
+)
 
-__all__ = ["BaseInfo", "ChainResult", "DivergenceError", "Sampler", "run_chain", "unadjusted_info"]
+__all__ = [
+    "HMC",
+    "MALA",
+    "AdaptResult",
+    "AnnealedLangevin",
+    "AnnealedState",
+    "BaseInfo",
+    "ChainResult",
+    "DivergenceError",
+    "DualAveraging",
+    "DualAveragingState",
+    "GradState",
+    "GradientDescent",
+    "Langevin",
+    "LeapfrogResult",
+    "MetropolisResult",
+    "Nesterov",
+    "NesterovState",
+    "ParallelTempering",
+    "ReplayBuffer",
+    "Sampler",
+    "TemperingInfo",
+    "Welford",
+    "WelfordState",
+    "adapt",
+    "geometric_ladder",
+    "geometric_schedule",
+    "kinetic_energy",
+    "langevin_proposal",
+    "leapfrog",
+    "mala_log_proposal",
+    "metropolis_accept",
+    "run_chain",
+    "sample_distribution",
+    "sample_momentum",
+    "tempering_state_type",
+    "unadjusted_info",
+    "warmup_windows",
+    "where_chains",
+]

@@ -1,0 +1,97 @@
+"""Neural energies: shapes, gradients, spectral normalisation, errors."""
+
+import pytest
+import torch
+
+from torchenergy.energies import ConvEnergy, MLPEnergy, energy_and_grad
+from torchenergy.energies.neural import ACTIVATIONS
+
+D64 = torch.float64
+
+
+def _fd_grad(fn, x, h=1e-6):
+    flat = x.reshape(x.shape[0], -1)
+    out = torch.empty_like(flat)
+    for j in range(flat.shape[1]):
+        dx = torch.zeros_like(flat)
+        dx[:, j] = h
+        out[:, j] = (fn((flat + dx).reshape(x.shape)) - fn((flat - dx).reshape(x.shape))) / (2 * h)
+    return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_mlp_shapes_and_gradient(activation):
+    torch.manual_seed(0)
+    e = MLPEnergy(6, (16, 8), activation=activation).double()
+    x = torch.randn(4, 6, dtype=D64)
+    v, g = energy_and_grad(e, x)
+    assert v.shape == (4,) and g.shape == (4, 6) and v.dtype == D64
+    if activation not in ("relu", "leaky_relu"):  # kinks: finite differences unreliable there
+        torch.testing.assert_close(g, _fd_grad(e, x), rtol=1e-6, atol=1e-7)
+    # flattening: (C, *D) with prod(D) = in_features gives the same energies
+    torch.testing.assert_close(e(x.reshape(4, 2, 3)), e(x))
+
+
+def test_mlp_gradient_leaves_parameters_alone_under_no_grad():
+    e = MLPEnergy(3, (8,))
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        v, g = energy_and_grad(e, x)
+    assert not v.requires_grad and not g.requires_grad
+    assert all(p.grad is None for p in e.parameters())
+    # differentiable in θ when called directly (training)
+    e(x).sum().backward()
+    assert all(p.grad is not None for p in e.parameters())
+
+
+def test_mlp_spectral_norm_bounds_each_layer():
+    torch.manual_seed(1)
+    e = MLPEnergy(5, (32, 32), spectral_norm=True)
+    x = torch.randn(10, 5)
+    for _ in range(30):  # power iterations run in training mode
+        e(x)
+    e.eval()
+    for layer in e.net:
+        if isinstance(layer, torch.nn.Linear):
+            assert hasattr(layer, "parametrizations")
+            sigma = torch.linalg.matrix_norm(layer.weight.detach(), ord=2)
+            assert abs(float(sigma) - 1.0) < 1e-3
+    # a Lipschitz bound: ‖∇E‖ ≤ prod of layer norms × activation Lipschitz (SiLU ≤ 1.1)
+    _, g = energy_and_grad(e, torch.randn(200, 5))
+    assert float(g.norm(dim=1).max()) <= 1.1**2 + 1e-4
+
+
+def test_mlp_errors():
+    with pytest.raises(ValueError, match=r"unknown activation 'swishy'; choose one of \["):
+        MLPEnergy(2, activation="swishy")
+    with pytest.raises(ValueError, match="in_features"):
+        MLPEnergy(0)
+    with pytest.raises(ValueError, match="hidden_features"):
+        MLPEnergy(2, (16, 0))
+    e = MLPEnergy(4, (8,))
+    with pytest.raises(ValueError, match=r"expects x of shape \(C, 4\).*got shape \(3, 5\)"):
+        e(torch.randn(3, 5))
+    with pytest.raises(ValueError, match="at least 2"):
+        e(torch.randn(4))
+    with pytest.raises(TypeError, match="floating"):
+        e(torch.ones(2, 4, dtype=torch.long))
+
+
+def test_conv_energy_shapes_gradient_and_errors():
+    torch.manual_seed(2)
+    e = ConvEnergy(2, (4, 6), activation="softplus").double()
+    x = torch.randn(3, 2, 5, 7, dtype=D64)
+    v, g = energy_and_grad(e, x)
+    assert v.shape == (3,) and g.shape == x.shape
+    torch.testing.assert_close(g, _fd_grad(e, x), rtol=1e-6, atol=1e-7)
+    assert ConvEnergy(1, (8, 16, 16))(torch.randn(2, 1, 28, 28)).shape == (2,)
+    sn = ConvEnergy(1, (4,), spectral_norm=True)
+    assert sn(torch.randn(2, 1, 8, 8)).shape == (2,)
+    with pytest.raises(
+        ValueError, match=r"expects x of shape \(C, 2, H, W\), got shape \(3, 1, 5, 5\)"
+    ):
+        e(torch.randn(3, 1, 5, 5, dtype=D64))
+    with pytest.raises(ValueError, match="unknown activation"):
+        ConvEnergy(1, activation="nope")
+    with pytest.raises(ValueError, match="hidden_channels"):
+        ConvEnergy(1, ())

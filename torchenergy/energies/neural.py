@@ -1,0 +1,189 @@
+"""Neural energies: an MLP for vectors and a small convolutional net for images.
+
+Both are :class:`~torchenergy.energies.base.Energy` modules mapping ``(C, *D) -> (C,)`` with a
+scalar output head; their input gradients come from :func:`~torchenergy.energies.energy_and_grad`
+(autograd). Optional spectral normalisation (Miyato et al., 2018) bounds each layer's Lipschitz
+constant, which keeps the energy landscape smooth during training (Du & Mordatch, 2019).
+
+References: Y. Du and I. Mordatch, *Implicit Generation and Generalization in Energy-Based
+Models*, NeurIPS 2019; T. Miyato et al., *Spectral Normalization for GANs*, ICLR 2018.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch  # noqa: F401  (used by the doctests)
+from torch import Tensor, nn
+
+from torchenergy._checks import check_positive_int, check_tensor
+from torchenergy.energies.base import Energy
+
+__all__ = ["ACTIVATIONS", "ConvEnergy", "MLPEnergy", "make_activation"]
+
+#: Activation names accepted by the neural energies. Smooth ones (silu, softplus, elu, gelu,
+#: tanh) give continuous input gradients, which gradient-based samplers prefer.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "softplus": nn.Softplus,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module by name (see :data:`ACTIVATIONS`).
+
+    Raises:
+        ValueError: for an unknown name, listing the choices.
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[key]()
+
+
+def _int_tuple(name: str, values: Sequence[int] | int) -> tuple[int, ...]:
+    vals = (values,) if isinstance(values, int) else tuple(values)
+    for v in vals:
+        check_positive_int(f"{name} entries", v)
+    return vals
+
+
+def _maybe_sn(layer: nn.Module, enabled: bool) -> nn.Module:
+    if enabled:
+        return nn.utils.parametrizations.spectral_norm(layer)
+    return layer
+
+
+class MLPEnergy(Energy):
+    """Multi-layer perceptron energy ``E(x) = MLP(flatten(x))`` with a scalar output.
+
+    Layers: ``in_features -> hidden_features[0] -> ... -> hidden_features[-1] -> 1``, the
+    activation after every hidden layer, none after the last.
+
+    Shapes: x (C, D) with ``D = in_features``, or (C, *D) with ``prod(D) = in_features``
+    (flattened) -> (C,).
+
+    Args:
+        in_features: number of input features ``prod(D)``.
+        hidden_features: widths of the hidden layers (may be empty: a linear energy).
+        activation: one of :data:`ACTIVATIONS` (default ``"silu"``).
+        spectral_norm: wrap every linear layer in spectral normalisation.
+
+    Raises:
+        ValueError: unknown activation (lists the choices), non-positive sizes, or an input whose
+            flattened size is not ``in_features``.
+
+    Example:
+        >>> e = MLPEnergy(2, (16, 16))
+        >>> e(torch.randn(5, 2)).shape
+        torch.Size([5])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: Sequence[int] = (128, 128),
+        activation: str = "silu",
+        spectral_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        check_positive_int("in_features", in_features)
+        hidden = _int_tuple("hidden_features", hidden_features)
+        make_activation(activation)  # validate before building
+        layers: list[nn.Module] = []
+        prev = in_features
+        for width in hidden:
+            layers += [
+                _maybe_sn(nn.Linear(prev, width), spectral_norm),
+                make_activation(activation),
+            ]
+            prev = width
+        layers.append(_maybe_sn(nn.Linear(prev, 1), spectral_norm))
+        self.net = nn.Sequential(*layers)
+        self.in_features = in_features
+        self.hidden_features = hidden
+        self.activation = activation
+        self.spectral_norm = bool(spectral_norm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Energies (C, *D) -> (C,)."""
+        check_tensor("x", x, min_dim=2, floating=True)
+        flat = x.reshape(x.shape[0], -1)
+        if flat.shape[1] != self.in_features:
+            raise ValueError(
+                f"MLPEnergy expects x of shape (C, {self.in_features}) or (C, *D) with "
+                f"prod(D) = {self.in_features}, got shape {tuple(x.shape)}"
+            )
+        return self.net(flat).squeeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"spectral_norm={self.spectral_norm}"
+
+
+class ConvEnergy(Energy):
+    """Small convolutional energy for images ``(C, channels, H, W)``.
+
+    A 3×3 convolution at full resolution, then one stride-2 3×3 convolution per further entry
+    of ``hidden_channels`` (each halves H and W), the activation after each, global average
+    pooling, and a linear head to a scalar. Works for any H, W >= 1.
+
+    Shapes: x (C, in_channels, H, W) -> (C,).
+
+    Args:
+        in_channels: image channels (1 for grey-scale, 3 for RGB).
+        hidden_channels: output channels of the convolutions, e.g. ``(32, 64, 64)``.
+        activation: one of :data:`ACTIVATIONS` (default ``"silu"``).
+        spectral_norm: wrap every convolution and the head in spectral normalisation.
+
+    Example:
+        >>> e = ConvEnergy(1, (8, 16))
+        >>> e(torch.randn(3, 1, 28, 28)).shape
+        torch.Size([3])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        hidden_channels: Sequence[int] = (32, 64, 64),
+        activation: str = "silu",
+        spectral_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        check_positive_int("in_channels", in_channels)
+        hidden = _int_tuple("hidden_channels", hidden_channels)
+        if len(hidden) == 0:
+            raise ValueError("hidden_channels must hold at least one width, got ()")
+        make_activation(activation)
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for i, ch in enumerate(hidden):
+            conv = nn.Conv2d(prev, ch, kernel_size=3, stride=1 if i == 0 else 2, padding=1)
+            layers += [_maybe_sn(conv, spectral_norm), make_activation(activation)]
+            prev = ch
+        self.features = nn.Sequential(*layers)
+        self.head = _maybe_sn(nn.Linear(prev, 1), spectral_norm)
+        self.in_channels = in_channels
+        self.hidden_channels = hidden
+        self.activation = activation
+        self.spectral_norm = bool(spectral_norm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Energies (C, channels, H, W) -> (C,)."""
+        check_tensor("x", x, min_dim=1, floating=True)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"ConvEnergy expects x of shape (C, {self.in_channels}, H, W), "
+                f"got shape {tuple(x.shape)}"
+            )
+        h = self.features(x).mean(dim=(2, 3))
+        return self.head(h).squeeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"spectral_norm={self.spectral_norm}"

@@ -1,0 +1,180 @@
+"""Unadjusted Langevin algorithm (ULA).
+
+Update rule (the library's one convention)::
+
+    x' = x − ε ∇E(x) + sqrt(2ε) · s · z,    z ~ N(0, I)
+
+with step size ε and noise scale s (s = 1 targets ``exp(−E)`` as ε → 0). Papers that write
+``x − (α/2)∇E + sqrt(α) z`` use the same rule with α = 2ε.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from torchenergy._checks import check_positive
+from torchenergy.energies.base import energy_and_grad
+from torchenergy.samplers._common import (
+    GradState,
+    chain_view,
+    check_energy_fn,
+    check_per_chain,
+    check_step_size,
+    finite_chains,
+    init_grad_state,
+    sqrt_of,
+    where_chains,
+)
+from torchenergy.samplers.base import BaseInfo, Sampler, unadjusted_info
+from torchenergy.types import EnergyFn, Generator, StepSize
+
+__all__ = ["Langevin", "check_clamp", "clip_grad_per_chain", "langevin_proposal"]
+
+
+def clip_grad_per_chain(grad: Tensor, max_norm: float) -> Tensor:
+    """Rescale each chain's gradient (C, *D) so its Euclidean norm is at most ``max_norm``."""
+    norm = grad.flatten(1).norm(dim=1)
+    factor = torch.clamp(max_norm / (norm + 1e-12), max=1.0)
+    return grad * factor.reshape(-1, *([1] * (grad.dim() - 1)))
+
+
+def check_clamp(clamp: Any) -> None:
+    """Validate a ``(low, high)`` box: numbers or tensors broadcastable to the event shape."""
+    if clamp is None:
+        return
+    if not isinstance(clamp, (tuple, list)) or len(clamp) != 2:
+        raise ValueError(f"clamp must be a (low, high) pair, got {clamp!r}")
+    lo, hi = clamp
+    for name, v in (("clamp low", lo), ("clamp high", hi)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, Tensor)):
+            raise TypeError(f"{name} must be a number or a tensor, got {v!r}")
+    if not bool(torch.all(torch.as_tensor(lo) < torch.as_tensor(hi))):
+        raise ValueError(f"clamp must satisfy low < high, got low={lo!r}, high={hi!r}")
+
+
+def _clamp(x: Tensor, clamp: Any) -> Tensor:
+    lo, hi = clamp
+    if isinstance(lo, Tensor):
+        lo = lo.to(device=x.device, dtype=x.dtype)
+    if isinstance(hi, Tensor):
+        hi = hi.to(device=x.device, dtype=x.dtype)
+    return torch.clamp(x, min=lo, max=hi)
+
+
+def langevin_proposal(
+    x: Tensor,
+    grad: Tensor,
+    step_size: StepSize,
+    noise_scale: StepSize = 1.0,
+    *,
+    grad_clip: float | None = None,
+    clamp: Any = None,
+    generator: Generator = None,
+) -> Tensor:
+    """One Langevin move ``x − ε·g + sqrt(2ε)·s·z`` (then clamped to the box when given).
+
+    Shapes: ``x``, ``grad`` (C, *D); ``step_size`` ε and ``noise_scale`` s float, () or (C,).
+    ``grad`` is clipped per chain to norm ``grad_clip`` first when given.
+    """
+    eps = chain_view(step_size, x)
+    if grad_clip is not None:
+        grad = clip_grad_per_chain(grad, grad_clip)
+    noise = sqrt_of(2.0 * eps) * chain_view(noise_scale, x)
+    z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    if isinstance(eps, Tensor):
+        x_new = x - eps * grad
+    else:
+        x_new = torch.add(x, grad, alpha=-eps)
+    x_new = (
+        torch.addcmul(x_new, noise, z) if isinstance(noise, Tensor) else x_new.add(z, alpha=noise)
+    )
+    if clamp is not None:
+        x_new = _clamp(x_new, clamp)
+    return x_new
+
+
+@dataclass(frozen=True, eq=False)
+class Langevin(Sampler):
+    """Unadjusted Langevin dynamics (ULA), one energy-and-gradient evaluation per step.
+
+    Update: ``x' = x − ε ∇E(x) + sqrt(2ε) · noise_scale · z`` (α = 2ε in the ``(α/2)∇E``
+    convention). Optional per-chain gradient clipping (norm ``grad_clip``) before the move and
+    clamping to the box ``clamp = (low, high)`` after it. The State caches ``E`` and ``∇E`` of
+    the current point. A proposal whose point, energy or gradient is not finite is not taken:
+    the chain is held and ``Info.diverged`` is set (the driver raises :class:`DivergenceError`).
+
+    For a Gaussian target of variance σ² ULA is biased: its stationary variance is
+    ``σ² / (1 − ε / (2σ²))``; use :class:`MALA` to remove the bias.
+
+    Shapes: State ``x`` (C, *D), ``energy`` (C,), ``grad`` (C, *D); Info fields (C,).
+
+    Args:
+        energy_fn: ``(C, *D) -> (C,)``.
+        step_size: ε > 0, a float or a per-chain (C,) tensor.
+        noise_scale: s >= 0 (float or (C,)); s < 1 samples a sharpened density.
+        grad_clip: clip each chain's gradient to this Euclidean norm (None: no clipping).
+        clamp: ``(low, high)`` box (numbers or tensors broadcastable to D) or None.
+
+    Example:
+        >>> f = lambda x: 0.5 * (x ** 2).sum(-1)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> Langevin(f, 0.1).sample(torch.zeros(5, 2), 20, generator=g).shape
+        torch.Size([5, 2])
+
+    Reference:
+        Roberts & Tweedie (1996), Exponential convergence of Langevin distributions and their
+        discrete approximations, Bernoulli 2(4).
+    """
+
+    energy_fn: EnergyFn
+    step_size: StepSize
+    noise_scale: StepSize = 1.0
+    grad_clip: float | None = None
+    clamp: Any = None
+
+    def __post_init__(self) -> None:
+        check_energy_fn(self.energy_fn)
+        check_step_size("step_size", self.step_size)
+        check_step_size("noise_scale", self.noise_scale, allow_zero=True)
+        if self.grad_clip is not None:
+            check_positive("grad_clip", self.grad_clip)
+        check_clamp(self.clamp)
+
+    def init(self, x: Tensor) -> GradState:
+        """Cache ``E(x)`` and ``∇E(x)`` for ``x`` (C, *D)."""
+        state = init_grad_state(self.energy_fn, x)
+        check_per_chain("step_size", self.step_size, state.x)
+        check_per_chain("noise_scale", self.noise_scale, state.x)
+        return state
+
+    def step(self, state: GradState, *, generator: Generator = None) -> tuple[GradState, BaseInfo]:
+        """One ULA move; one energy-and-gradient evaluation."""
+        x_new = langevin_proposal(
+            state.x,
+            state.grad,
+            self.step_size,
+            self.noise_scale,
+            grad_clip=self.grad_clip,
+            clamp=self.clamp,
+            generator=generator,
+        )
+        return hold_if_nonfinite(self.energy_fn, state, x_new)
+
+
+def hold_if_nonfinite(
+    energy_fn: EnergyFn, state: GradState, x_new: Tensor
+) -> tuple[GradState, BaseInfo]:
+    """Evaluate ``E, ∇E`` at ``x_new``; chains with a non-finite result keep ``state`` and are
+    flagged ``diverged`` (used by every unadjusted kernel)."""
+    energy, grad = energy_and_grad(energy_fn, x_new)
+    ok = finite_chains(x_new, energy, grad)
+    new = GradState(
+        where_chains(ok, x_new, state.x),
+        torch.where(ok, energy, state.energy),
+        where_chains(ok, grad, state.grad),
+    )
+    return new, unadjusted_info(~ok)
