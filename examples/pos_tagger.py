@@ -258,6 +258,12 @@ def write_table(results: list[dict], path: Path, info: str) -> None:
             f"| {r['head']} | {r.get('seed', '')} | {100 * r['test']:.2f}% | {100 * r['dev']:.2f}% | "
             f"{r['best_epoch']} | {r['epochs']} | {r.get('cpu_minutes', '')} | {r['train_minutes']} |"
         )
+    heads = list(dict.fromkeys(r["head"] for r in results))
+    if len(results) > len(heads):  # several seeds: mean test accuracy per head
+        lines += ["", "| head | runs | mean test acc |", "|---|---|---|"]
+        for h in heads:
+            accs = [r["test"] for r in results if r["head"] == h]
+            lines.append(f"| {h} | {len(accs)} | {100 * sum(accs) / len(accs):.2f}% |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
