@@ -31,15 +31,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# On a shared machine, OpenMP workers that spin while waiting for descheduled peers dominate
+# the many small kernels of a loop over T (measured here: 4.8 ms -> 137 ms CPU per decode with
+# 2 threads under load); passive waiting removes that artefact for all three libraries alike.
+# It must be set before torch starts its thread pool.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import torch
 
 from torchenergy.models import LinearChainCRF
 
 
-def _timeit(fn: Callable[[], None]) -> float:
-    t0 = time.perf_counter()
+def _timeit(fn: Callable[[], None], clock: Callable[[], float] = time.perf_counter) -> float:
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def _ours(k, params):
@@ -81,6 +87,13 @@ def main(argv=None) -> str:
     ap.add_argument("--tags", type=int, default=17)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: time.perf_counter; cpu: process CPU time (robust to other load; with "
+        "--threads 1 it equals the wall time on an idle core)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/results/crf_speed.md"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -163,6 +176,7 @@ def main(argv=None) -> str:
         "decode": {"torchenergy": dec_ours, "pytorch-crf": dec_pcrf, "torch-struct": dec_struct},
     }
     times: dict[tuple[str, str], list[float]] = {}
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     load0 = os.getloadavg()[0]
     for op, fns in ops.items():
         for fn in fns.values():  # warm-up
@@ -170,15 +184,16 @@ def main(argv=None) -> str:
                 fn()
         for _ in range(args.reps):
             for lib, fn in fns.items():
-                times.setdefault((op, lib), []).append(_timeit(fn))
+                times.setdefault((op, lib), []).append(_timeit(fn, clock))
     load1 = os.getloadavg()[0]
 
     lines = [
         "# Linear-chain CRF speed",
         "",
         f"B={b}, T={t}, K={k}, float32, lengths uniform in [{t // 2}, {t}], "
-        f"{args.threads} threads (`torch.set_num_threads`), median of {args.reps} interleaved "
-        f"repetitions. torch {torch.__version__}, pytorch-crf 0.7.2, torch-struct 0.5, "
+        f"{args.threads} thread(s) (`torch.set_num_threads`), {args.clock} clock, median of "
+        f"{args.reps} interleaved repetitions, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+        f"torch {torch.__version__}, pytorch-crf 0.7.2, torch-struct 0.5, "
         f"{platform.processor() or platform.machine()}; 1-min load average {load0:.1f} -> "
         f"{load1:.1f} (the machine is shared, so absolute times are noisy; ratios are from the "
         "same interleaved run).",
@@ -189,6 +204,16 @@ def main(argv=None) -> str:
         "| operation | library | median ms | min ms | IQR ms | median time / torchenergy |",
         "|---|---|---|---|---|---|",
     ]
+    ncpu = os.cpu_count() or 1
+    if args.clock == "wall" and max(load0, load1) > ncpu:
+        lines[2:2] = [
+            f"**Warning:** load average {max(load0, load1):.1f} exceeds the {ncpu} cores: "
+            "wall-clock times of multi-threaded runs are then dominated by oversubscription "
+            "(threads waiting at OpenMP barriers for descheduled peers, which hits the many "
+            "small kernels of a loop over T hardest). Re-run on an idle machine, or use "
+            "`--threads 1 --clock cpu`.",
+            "",
+        ]
     for op, fns in ops.items():
         base = statistics.median(times[(op, "torchenergy")])
         for lib in fns:
