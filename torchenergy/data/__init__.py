@@ -1,5 +1,14 @@
-"""Data sets that work offline: 2-D toy densities, sklearn digits, Fashion-MNIST, MNIST-5k."""
+"""Data sets that work offline: 2-D toys, sklearn digits, Fashion-MNIST, MNIST-5k, CoNLL-U corpora."""
 
+from torchenergy.data.conllu import (
+    Sentence,
+    load_porttinari,
+    porttinari_path,
+    read_bio,
+    read_conllu,
+    split_by_document,
+    turkish_treebank_path,
+)
 from torchenergy.data.digits import DigitsDataset, load_digits
 from torchenergy.data.fashion_mnist import (
     FASHION_MNIST_CLASSES,
@@ -9,17 +18,27 @@ from torchenergy.data.fashion_mnist import (
 )
 from torchenergy.data.mnist import load_mnist_5k, mnist_5k_path
 from torchenergy.data.toy import TOY_DENSITIES, ToyDataset, sample_toy
+from torchenergy.data.vocab import Vocabulary, pad_sequences
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "TOY_DENSITIES",
     "DigitsDataset",
+    "Sentence",
     "ToyDataset",
+    "Vocabulary",
     "fashion_mnist_dir",
     "load_digits",
     "load_fashion_mnist",
     "load_mnist_5k",
+    "load_porttinari",
     "mnist_5k_path",
+    "pad_sequences",
+    "porttinari_path",
+    "read_bio",
+    "read_conllu",
     "read_idx",
     "sample_toy",
+    "split_by_document",
+    "turkish_treebank_path",
 ]

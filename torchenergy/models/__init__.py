@@ -7,6 +7,9 @@ from torchenergy.models.boltzmann import (
     fit_boltzmann,
     moments,
 )
+from torchenergy.models.crf import Decoded, LinearChainCRF
+from torchenergy.models.crf_constraints import TransitionConstraints, bio_constraints
+from torchenergy.models.crf_svm import StructuredHingeLoss, structured_hinge_loss
 from torchenergy.models.hopfield import HopfieldNetwork, ModernHopfield, RecallResult
 from torchenergy.models.rbm import BernoulliRBM, BlockGibbs, BlockGibbsState, GaussianBernoulliRBM
 from torchenergy.models.rbm_train import CDStepResult, cd_gradients, cd_step, fit_rbm
@@ -17,15 +20,21 @@ __all__ = [
     "BlockGibbsState",
     "BoltzmannMachine",
     "CDStepResult",
+    "Decoded",
     "GaussianBernoulliRBM",
     "HopfieldNetwork",
+    "LinearChainCRF",
     "ModernHopfield",
     "RecallResult",
     "SiteGibbs",
     "SiteGibbsState",
+    "StructuredHingeLoss",
+    "TransitionConstraints",
+    "bio_constraints",
     "cd_gradients",
     "cd_step",
     "fit_boltzmann",
     "fit_rbm",
     "moments",
+    "structured_hinge_loss",
 ]
