@@ -368,7 +368,7 @@ def run_sampler_demo(out_dir: Path | str, *, quick: bool = False, seed: int = 0)
 
     Example:
         >>> out = run_sampler_demo(Path("/tmp/te_demo"), quick=True)  # doctest: +SKIP
-        >>> sorted(out)
+        >>> sorted(out)  # doctest: +SKIP
         ['config', 'files', 'mode_finders', 'rows', 'seconds']
     """
     out = Path(out_dir)
