@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_tensor
+from torchenergy.energies._util import row_sum
 from torchenergy.energies.base import energy_and_grad
 from torchenergy.types import EnergyFn
 
@@ -119,10 +120,10 @@ def finite_chains(*tensors: Tensor) -> Tensor:
         elif pending.shape == t.shape:
             pending = pending + t
         else:
-            s = t.flatten(1).sum(1)
+            s = row_sum(t.flatten(1))
             total = s if total is None else total + s
     if pending is not None:
-        s = pending.flatten(1).sum(1)
+        s = row_sum(pending.flatten(1))
         total = s if total is None else total + s
     return torch.isfinite(total)  # type: ignore[arg-type]
 
