@@ -64,6 +64,7 @@ class Config:
     budget: float = 30.0  # CPU seconds per method
     hidden: tuple[int, ...] = (128, 128)
     lr: float = 1e-3
+    pcd_lr: float = 3e-3  # Adam lr of our PCD (picked on validation; TorchEBM's PCD keeps lr)
     batch: int = 256
     n_train: int = 10_000
     n_val: int = 2_000
@@ -72,7 +73,8 @@ class Config:
     chain_steps: int = 20  # k for PCD / CD-k / TorchEBM
     buffer_size: int = 10_000
     l2_reg: float = 0.01
-    noise_box: float = 4.5  # PCD restarts: uniform on [-b, b]^2
+    noise_box: float = 4.5  # PCD restarts: uniform on [-b, b]^2 when pcd_restart == "uniform"
+    pcd_restart: str = "data"  # our PCD restarts a chain from a training point ("data") or noise
     dsm_sigma: float = 0.1
     nce_scale: float = 1.5  # NCE noise: Gaussian fit to the data, std inflated by this
     eqm_step: float = 0.02  # gradient-descent step for EqM samples
@@ -80,13 +82,23 @@ class Config:
     seed: int = 0
 
 
-def _lr_at(cfg: Config, frac: float) -> float:
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+def _lr_at(cfg: Config, frac: float, method: str = "") -> float:
+    lr = cfg.pcd_lr if method == "pcd" else cfg.lr
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
 def _uniform_box(half: float):
     def noise(n: int, *, generator=None):
         return (2 * torch.rand(n, 2, generator=generator) - 1) * half
+
+    return noise
+
+
+def _data_restart(train: torch.Tensor):
+    """Restart a persistent chain at a random training point (Tieleman 2008 starts PCD at data)."""
+
+    def noise(n: int, *, generator=None):
+        return train[torch.randint(train.shape[0], (n,), generator=generator)]
 
     return noise
 
@@ -134,10 +146,18 @@ def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, 
     if method in ("pcd", "cd_k"):
         sampler = Langevin(net, step_size=cfg.langevin_step)
         if method == "pcd":
+            if cfg.pcd_restart == "data":
+                noise = _data_restart(train)
+            elif cfg.pcd_restart == "uniform":
+                noise = _uniform_box(cfg.noise_box)
+            else:
+                raise ValueError(
+                    f"pcd_restart must be 'data' or 'uniform', got {cfg.pcd_restart!r}"
+                )
             buf = ReplayBuffer(
                 cfg.buffer_size,
                 (2,),
-                noise=_uniform_box(cfg.noise_box),
+                noise=noise,
                 reinit_prob=0.05,
                 generator=g,
             )
@@ -204,13 +224,13 @@ def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
         step, extra = _method_step(method, net, cfg, train, g)
     except ImportError as err:
         return {"method": method, "error": f"cannot import: {err}"}
-    opt = torch.optim.Adam([*net.parameters(), *extra], lr=cfg.lr)
+    opt = torch.optim.Adam([*net.parameters(), *extra], lr=_lr_at(cfg, 0.0, method))
     t0, w0 = time.process_time(), time.perf_counter()
     iters, last_loss, error = 0, float("nan"), None
     try:
         while (used := time.process_time() - t0) < cfg.budget:
             for group in opt.param_groups:
-                group["lr"] = _lr_at(cfg, used / cfg.budget)
+                group["lr"] = _lr_at(cfg, used / cfg.budget, method)
             idx = torch.randint(train.shape[0], (cfg.batch,), generator=g)
             loss = step(train[idx])
             opt.zero_grad(set_to_none=True)
@@ -291,7 +311,8 @@ def render(results: list[dict], cfg: Config, elapsed: float, previous=None, reru
         f"Budget: {cfg.budget:g} CPU seconds per method (single thread), Adam lr {cfg.lr:g} "
         f"(cosine to 10%), batch {cfg.batch}, MLPEnergy 2-{'-'.join(map(str, cfg.hidden))}-1 SiLU, "
         f"same initial weights. Langevin eps {cfg.langevin_step:g}, k = {cfg.chain_steps}, "
-        f"buffer {cfg.buffer_size} (5% restarts), l2 {cfg.l2_reg:g}, DSM sigma {cfg.dsm_sigma:g}, "
+        f"buffer {cfg.buffer_size} (5% restarts; ours from {cfg.pcd_restart}), our PCD lr "
+        f"{cfg.pcd_lr:g}, l2 {cfg.l2_reg:g}, DSM sigma {cfg.dsm_sigma:g}, "
         f"NCE noise: data Gaussian x{cfg.nce_scale:g}. Train/val/test {cfg.n_train}/{cfg.n_val}/"
         f"{cfg.n_test}. NLL in nats on the box [-{BOX:g}, {BOX:g}]^2 (grid {RESOLUTION}^2); "
         "MMD^2 x 1e3 of 2,000 exact model draws vs test. Total run time "
