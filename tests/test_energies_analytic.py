@@ -338,3 +338,27 @@ def test_other_constructor_errors():
         DoubleWellEnergy(barrier=-1.0)
     with pytest.raises(ValueError, match="n must be an int >= 1"):
         GaussianEnergy(torch.zeros(1), torch.eye(1)).sample(0)
+
+
+def test_gaussian_grouped_cpu_layout_matches_the_row_by_row_formula():
+    """The grouped CPU layout (rows side by side, block-diagonal precision) gives each chain
+    the plain formula's values; a non-finite chain does not spill NaN into its neighbours; an
+    in-place edit of the mean is seen; odd C and large D take the plain path."""
+    torch.manual_seed(0)
+    for c, d in ((10000, 2), (96, 3), (7, 2), (64, 12)):
+        a = torch.randn(d, d, dtype=torch.float64)
+        g = GaussianEnergy(torch.randn(d, dtype=torch.float64), a @ a.T + d * torch.eye(d))
+        x = torch.randn(c, d, dtype=torch.float64)
+        e, gr = g.energy_and_grad(x)
+        diff = x - g.mean
+        torch.testing.assert_close(gr, diff @ g.precision, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(e, 0.5 * ((diff @ g.precision) * diff).sum(-1))
+        x_bad = x.clone()
+        x_bad[1, 0] = float("inf")
+        e_bad, g_bad = g.energy_and_grad(x_bad)
+        finite = torch.isfinite(e_bad) & torch.isfinite(g_bad).all(-1)
+        assert finite.tolist() == [i != 1 for i in range(c)]
+        torch.testing.assert_close(e_bad[finite], e[finite])  # same values up to rounding
+        with torch.no_grad():
+            g.mean.add_(1.0)
+        torch.testing.assert_close(g.energy_and_grad(x)[1], (x - g.mean) @ g.precision)

@@ -26,6 +26,7 @@ from torchenergy.energies._util import (
     as_float_tensor,
     check_vector_input,
     checked_cholesky,
+    row_groups,
     row_sum,
 )
 from torchenergy.energies.base import Energy
@@ -79,6 +80,7 @@ class GaussianEnergy(Energy):
         self.register_buffer("precision", (0.5 * (prec + prec.mT)).contiguous())
         self.dim = d
         self.event_shape = (d,)
+        self._grouped_cache: tuple | None = None
 
     def _params(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return (
@@ -94,9 +96,40 @@ class GaussianEnergy(Energy):
         """``(E(x), Σ⁻¹ (x − μ))``, shapes (C,) and (C, D); closed form."""
         check_vector_input(x, self.dim, "GaussianEnergy")
         mean, prec = self._params(x)
+        k = row_groups(x)
+        if k > 1:
+            # grouped layout (see ``row_groups``); its zero blocks would spread a non-finite
+            # entry of one chain to the k - 1 chains beside it (0 · inf = NaN), so a result that
+            # is not all finite is recomputed row by row below
+            c, d = x.shape
+            mean_k, p_k, half_k = self._grouped(k, mean, prec)
+            diff = x.view(c // k, k * d) - mean_k
+            grad = diff @ p_k
+            energy = ((diff * grad) @ half_k).view(c)
+            if math.isfinite(energy.sum().item()):  # CPU only: no device sync
+                return energy, grad.view(c, d)
         diff = x - mean
         grad = diff @ prec
         return 0.5 * row_sum(diff * grad), grad
+
+    def _grouped(self, k: int, mean: Tensor, prec: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """μ repeated k times (kD,), ``I_k ⊗ P`` (kD, kD) and ``I_k ⊗ ½·1_D`` (kD, k), cached
+        per (k, dtype) and the buffers' identity and version (an in-place edit refreshes it)."""
+        key = (
+            k,
+            prec.dtype,
+            self.mean.data_ptr(),
+            self.mean._version,
+            self.precision.data_ptr(),
+            self.precision._version,
+        )
+        cached = self._grouped_cache
+        if cached is None or cached[0] != key:
+            eye = torch.eye(k, dtype=prec.dtype, device=prec.device)
+            half = torch.full((self.dim, 1), 0.5, dtype=prec.dtype, device=prec.device)
+            cached = (key, mean.repeat(k), torch.kron(eye, prec), torch.kron(eye, half))
+            self._grouped_cache = cached
+        return cached[1], cached[2], cached[3]
 
     def log_partition(self) -> Tensor:
         """``log Z = (D/2) log 2π + Σ_i log L_ii`` (L the Cholesky factor), a 0-dim tensor."""

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_positive_int
+from torchenergy.energies.base import energy_and_grad
 from torchenergy.samplers._common import (
     GradState,
     check_energy_fn,
@@ -31,7 +32,7 @@ from torchenergy.samplers._common import (
     init_grad_state,
 )
 from torchenergy.samplers.base import BaseInfo, Sampler
-from torchenergy.samplers.langevin import check_clamp, hold_if_nonfinite, langevin_proposal
+from torchenergy.samplers.langevin import check_clamp, hold_nonfinite, langevin_proposal
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = ["AnnealedLangevin", "AnnealedState", "geometric_schedule"]
@@ -106,6 +107,7 @@ class AnnealedLangevin(Sampler):
     """
 
     adjusted: ClassVar[bool] = False
+    finite_fields: ClassVar[tuple[str, ...]] = ("energy", "grad")
     energy_fn: EnergyFn
     step_size: StepSize
     schedule: Schedule
@@ -160,7 +162,15 @@ class AnnealedLangevin(Sampler):
         self, state: AnnealedState, *, generator: Generator = None
     ) -> tuple[AnnealedState, BaseInfo]:
         """One Langevin step at temperature ``T_t``; one energy-and-gradient evaluation."""
-        x, energy, grad, t = state
+        new = self.step_unchecked(state, generator=generator)
+        held, info = hold_nonfinite(
+            GradState(state.x, state.energy, state.grad), GradState(new.x, new.energy, new.grad)
+        )
+        return AnnealedState(held.x, held.energy, held.grad, new.step), info
+
+    def step_unchecked(self, state: AnnealedState, *, generator: Generator = None) -> AnnealedState:
+        """:meth:`step` without the hold of non-finite chains (see ``Langevin.step_unchecked``)."""
+        x, _, grad, t = state
         temp = self.temperature(t, x)
         ns = self.noise_scale
         if isinstance(ns, Tensor):
@@ -174,5 +184,5 @@ class AnnealedLangevin(Sampler):
             clamp=self.clamp,
             generator=generator,
         )
-        new, info = hold_if_nonfinite(self.energy_fn, GradState(x, energy, grad), x_new)
-        return AnnealedState(new.x, new.energy, new.grad, t + 1), info
+        e_new, g_new = energy_and_grad(self.energy_fn, x_new)
+        return AnnealedState(x_new, e_new, g_new, t + 1)

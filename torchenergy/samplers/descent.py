@@ -25,7 +25,7 @@ from torchenergy.samplers._common import (
     where_chains,
 )
 from torchenergy.samplers.base import BaseInfo, Sampler, unadjusted_info
-from torchenergy.samplers.langevin import hold_if_nonfinite
+from torchenergy.samplers.langevin import hold_nonfinite
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = ["GradientDescent", "Nesterov", "NesterovState"]
@@ -51,6 +51,7 @@ class GradientDescent(Sampler):
     """
 
     adjusted: ClassVar[bool] = False
+    finite_fields: ClassVar[tuple[str, ...]] = ("energy", "grad")
     energy_fn: EnergyFn
     step_size: StepSize
 
@@ -66,12 +67,17 @@ class GradientDescent(Sampler):
 
     def step(self, state: GradState, *, generator: Generator = None) -> tuple[GradState, BaseInfo]:
         """One descent step; one energy-and-gradient evaluation (``generator`` unused)."""
+        return hold_nonfinite(state, self.step_unchecked(state))
+
+    def step_unchecked(self, state: GradState, *, generator: Generator = None) -> GradState:
+        """:meth:`step` without the hold of non-finite chains (see ``Langevin.step_unchecked``)."""
         eps = chain_view(self.step_size, state.x)
         if isinstance(eps, Tensor):
             x_new = state.x - eps * state.grad
         else:
             x_new = torch.add(state.x, state.grad, alpha=-eps)
-        return hold_if_nonfinite(self.energy_fn, state, x_new)
+        energy, grad = energy_and_grad(self.energy_fn, x_new)
+        return GradState(x_new, energy, grad)
 
 
 class NesterovState(NamedTuple):
@@ -123,6 +129,7 @@ class Nesterov(Sampler):
     """
 
     adjusted: ClassVar[bool] = False
+    finite_fields: ClassVar[tuple[str, ...]] = ("x", "velocity", "energy", "grad")
     energy_fn: EnergyFn
     step_size: StepSize
     momentum: float = 0.9
@@ -145,11 +152,7 @@ class Nesterov(Sampler):
     ) -> tuple[NesterovState, BaseInfo]:
         """One Nesterov step; one energy-and-gradient evaluation (``generator`` unused)."""
         x, v, energy, grad = state
-        eps = chain_view(self.step_size, x)
-        step = eps * grad
-        v_new = self.momentum * v - step
-        x_new = x + self.momentum * v_new - step
-        e_new, g_new = energy_and_grad(self.energy_fn, x_new)
+        x_new, v_new, e_new, g_new = self.step_unchecked(state)
         ok = finite_chains(x_new, e_new, g_new, v_new)
         new = NesterovState(
             where_chains(ok, x_new, x),
@@ -158,3 +161,13 @@ class Nesterov(Sampler):
             where_chains(ok, g_new, grad),
         )
         return new, unadjusted_info(~ok)
+
+    def step_unchecked(self, state: NesterovState, *, generator: Generator = None) -> NesterovState:
+        """:meth:`step` without the hold of non-finite chains (see ``Langevin.step_unchecked``)."""
+        x, v, _, grad = state
+        eps = chain_view(self.step_size, x)
+        step = eps * grad
+        v_new = self.momentum * v - step
+        x_new = x + self.momentum * v_new - step
+        e_new, g_new = energy_and_grad(self.energy_fn, x_new)
+        return NesterovState(x_new, v_new, e_new, g_new)

@@ -43,14 +43,41 @@ class ChainResult(NamedTuple):
     diverged: Tensor
 
 
-def _progress(iterable: range, enabled: bool) -> Any:
-    if not enabled:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - optional
-        return iterable
-    return tqdm(iterable, desc="sampling", leave=False)
+_BLOCK = 32  # steps between finiteness checks of an unadjusted kernel's fast path
+
+
+class _Progress:
+    """A tqdm bar when ``enabled`` and tqdm is installed, else a no-op."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - optional
+                return
+            self.bar = tqdm(total=total, desc="sampling", leave=False)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _replay_generator(generator: Generator, device: torch.device) -> torch.Generator | None:
+    """The generator whose state is saved and restored to replay a block: the caller's, else the
+    device's default one (None where it can't be found: those runs use ``step`` throughout)."""
+    if generator is not None:
+        return generator
+    if device.type == "cpu":
+        return torch.default_generator
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.default_generators[index]
+    return None
 
 
 def run_chain(
@@ -124,7 +151,15 @@ def run_chain(
     has_energy = hasattr(state, "energy")
 
     total = burn_in + n_steps
-    for t in _progress(range(total), progress):
+
+    def record(t: int) -> None:
+        if trace and t >= burn_in and (t - burn_in + 1) % thin == 0 and len(xs) < n_rec:
+            xs.append(state.x)
+            if has_energy:
+                es.append(state.energy)
+
+    def checked_step(t: int) -> None:
+        nonlocal state
         state, info = sampler.step(state, generator=generator)
         n_nonfinite.add_(info.nonfinite)
         torch.minimum(first_div, torch.where(info.diverged, t, never), out=first_div)
@@ -134,11 +169,44 @@ def run_chain(
                 accept_prob.add_(info.accept_prob)
             else:
                 held.add_(info.diverged)
-            k = t - burn_in + 1
-            if trace and k % thin == 0 and len(xs) < n_rec:
-                xs.append(state.x)
-                if has_energy:
-                    es.append(state.energy)
+        record(t)
+
+    # Unadjusted kernels that offer ``step_unchecked`` (the same move without the per-chain hold)
+    # run in blocks: the block's steps skip the hold and the per-step bookkeeping, and one host
+    # sync at the end of the block tests the finiteness of every ``finite_fields`` sum. A block
+    # with a non-finite sum is replayed with ``step`` from its saved state and random-stream
+    # state, so the result is the same as stepping with ``step`` throughout; after a replay that
+    # finds diverged chains the rest of the run uses ``step`` (the held chains would fail every
+    # block again).
+    unchecked = getattr(sampler, "step_unchecked", None) if not adjusted else None
+    fields: tuple[str, ...] = tuple(getattr(sampler, "finite_fields", ()))
+    rng = _replay_generator(generator, device) if (unchecked is not None and fields) else None
+    bar = _Progress(total, progress)
+    t = 0
+    while t < total:
+        if rng is None:
+            checked_step(t)
+            t += 1
+            bar.update(1)
+            continue
+        k = min(_BLOCK, total - t)
+        saved_state, saved_rng, n_saved = state, rng.get_state(), len(xs)
+        sums: list[Tensor] = []
+        for i in range(k):
+            state = unchecked(state, generator=generator)
+            sums.extend(getattr(state, f).sum() for f in fields)
+            record(t + i)
+        if not bool(torch.isfinite(torch.stack(sums).sum())):
+            state = saved_state
+            rng.set_state(saved_rng)
+            del xs[n_saved:], es[n_saved:]
+            for i in range(k):
+                checked_step(t + i)
+            if bool((first_div < never).any()):
+                rng = None
+        t += k
+        bar.update(k)
+    bar.close()
     if not adjusted:
         accepted = n_steps - held
         accept_prob = accepted

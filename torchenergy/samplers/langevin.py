@@ -131,6 +131,7 @@ class Langevin(Sampler):
     """
 
     adjusted: ClassVar[bool] = False
+    finite_fields: ClassVar[tuple[str, ...]] = ("energy", "grad")
     energy_fn: EnergyFn
     step_size: StepSize
     noise_scale: StepSize = 1.0
@@ -154,6 +155,12 @@ class Langevin(Sampler):
 
     def step(self, state: GradState, *, generator: Generator = None) -> tuple[GradState, BaseInfo]:
         """One ULA move; one energy-and-gradient evaluation."""
+        return hold_nonfinite(state, self.step_unchecked(state, generator=generator))
+
+    def step_unchecked(self, state: GradState, *, generator: Generator = None) -> GradState:
+        """The move of :meth:`step` without holding chains whose energy or gradient is not
+        finite (they come back non-finite). The driver uses it between its block checks of
+        ``finite_fields``; call :meth:`step` unless you check finiteness yourself."""
         x_new = langevin_proposal(
             state.x,
             state.grad,
@@ -163,19 +170,25 @@ class Langevin(Sampler):
             clamp=self.clamp,
             generator=generator,
         )
-        return hold_if_nonfinite(self.energy_fn, state, x_new)
+        energy, grad = energy_and_grad(self.energy_fn, x_new)
+        return GradState(x_new, energy, grad)
+
+
+def hold_nonfinite(state: GradState, new: GradState) -> tuple[GradState, BaseInfo]:
+    """Take ``new`` for the chains whose energy and gradient are finite; the others keep
+    ``state`` and are flagged ``diverged`` (used by every unadjusted kernel)."""
+    ok = finite_chains(new.energy, new.grad)  # a non-finite x gives a non-finite E or ∇E
+    held = GradState(
+        where_chains(ok, new.x, state.x),
+        torch.where(ok, new.energy, state.energy),
+        where_chains(ok, new.grad, state.grad),
+    )
+    return held, unadjusted_info(~ok)
 
 
 def hold_if_nonfinite(
     energy_fn: EnergyFn, state: GradState, x_new: Tensor
 ) -> tuple[GradState, BaseInfo]:
-    """Evaluate ``E, ∇E`` at ``x_new``; chains with a non-finite result keep ``state`` and are
-    flagged ``diverged`` (used by every unadjusted kernel)."""
+    """Evaluate ``E, ∇E`` at ``x_new``, then :func:`hold_nonfinite`."""
     energy, grad = energy_and_grad(energy_fn, x_new)
-    ok = finite_chains(energy, grad)  # a non-finite x_new gives a non-finite E or ∇E
-    new = GradState(
-        where_chains(ok, x_new, state.x),
-        torch.where(ok, energy, state.energy),
-        where_chains(ok, grad, state.grad),
-    )
-    return new, unadjusted_info(~ok)
+    return hold_nonfinite(state, GradState(x_new, energy, grad))

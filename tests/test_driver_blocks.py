@@ -1,0 +1,142 @@
+"""The driver's block mode for unadjusted kernels (``step_unchecked`` + a finiteness check per
+block, replaying a failed block with ``step``) gives exactly what stepping with ``step`` does."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from torchenergy.samplers import (
+    AnnealedLangevin,
+    DivergenceError,
+    GradientDescent,
+    Langevin,
+    Nesterov,
+    run_chain,
+)
+from torchenergy.samplers import driver as driver_mod
+
+F64 = torch.float64
+
+
+def quad(x):
+    return 0.5 * (x**2).sum(-1)
+
+
+def reference(sampler, x0, n, generator, trace=False):
+    """``step`` only, with the driver's bookkeeping written out: final x, trace, first step."""
+    state = sampler.init(x0)
+    first = torch.full((x0.shape[0],), n, dtype=torch.long)
+    held = torch.zeros(x0.shape[0], dtype=F64)
+    xs = []
+    for t in range(n):
+        state, info = sampler.step(state, generator=generator)
+        first = torch.minimum(first, torch.where(info.diverged, t, n))
+        held += info.diverged
+        xs.append(state.x)
+    return state, (torch.stack(xs) if trace else None), first, held
+
+
+def _run_both(sampler, x0, n, seed, trace=True):
+    res = run_chain(
+        sampler,
+        x0,
+        n,
+        trace=trace,
+        generator=torch.Generator().manual_seed(seed),
+        on_divergence="warn",
+    )
+    ref = reference(sampler, x0, n, torch.Generator().manual_seed(seed), trace)
+    return res, ref
+
+
+def _assert_same(res, ref, n):
+    state, trace, first, held = ref
+    torch.testing.assert_close(res.x, state.x, rtol=0, atol=0)
+    torch.testing.assert_close(res.state.energy, state.energy, rtol=0, atol=0)
+    torch.testing.assert_close(res.state.grad, state.grad, rtol=0, atol=0)
+    if trace is not None:
+        torch.testing.assert_close(res.trace, trace, rtol=0, atol=0)
+    assert res.diverged.tolist() == (first < n).tolist()
+    torch.testing.assert_close(res.accept_rate, (n - held) / n, rtol=0, atol=0)
+
+
+def test_block_mode_equals_step_by_step_without_divergence():
+    x0 = torch.randn(7, 3, dtype=F64, generator=torch.Generator().manual_seed(1))
+    for s in (
+        Langevin(quad, 0.1),
+        Langevin(quad, 0.1, grad_clip=0.5, clamp=(-1.0, 1.0)),
+        GradientDescent(quad, 0.1),
+        Nesterov(quad, 0.05),
+        AnnealedLangevin(quad, 0.05, torch.linspace(2.0, 1.0, 50, dtype=F64)),
+    ):
+        res, ref = _run_both(s, x0, 100, seed=3)  # 100 = 3 full blocks and a partial one
+        _assert_same(res, ref, 100)
+
+
+def test_block_mode_replays_a_diverging_block_exactly():
+    """Half the chains diverge mid-run (a huge per-chain step): held states, the first step and
+    the trace all equal the step-by-step run; the warning names 8 of 16 chains."""
+    x0 = torch.ones(16, 2, dtype=F64)
+    x0[:8] = 0.0
+    eps = torch.tensor([0.01] * 8 + [10.0] * 8, dtype=F64)
+    with pytest.warns(RuntimeWarning, match="8 of 16 chains diverged"):
+        res, ref = _run_both(Langevin(quad, eps), x0, 300, seed=0)
+    _assert_same(res, ref, 300)
+    assert res.diverged.tolist() == [False] * 8 + [True] * 8
+    with pytest.raises(DivergenceError) as ei:
+        run_chain(Langevin(quad, eps), x0, 300, generator=torch.Generator().manual_seed(0))
+    assert ei.value.first_step == int(ref[2].min())
+
+
+def test_block_mode_catches_a_transient_infinite_energy():
+    """A hard constraint gives E = +inf (with a finite gradient) for one step, after which the
+    clamp brings the chain back: no persistent NaN, yet the step-by-step run holds the chain and
+    flags it, and so must the block run."""
+
+    def energy(x):
+        e = quad(x)
+        return torch.where(x[:, 0] > 0.9, torch.full_like(e, float("inf")), e)
+
+    x0 = torch.zeros(32, 2, dtype=F64)
+    s = Langevin(energy, 0.2, clamp=(-1.0, 1.0))
+    with pytest.warns(RuntimeWarning, match="chains diverged"):
+        res, ref = _run_both(s, x0, 70, seed=5)
+    _assert_same(res, ref, 70)
+    assert bool(res.diverged.any())
+
+
+def test_block_mode_spurious_overflow_replays_without_divergence(monkeypatch):
+    """Finite energies whose sum overflows trigger a replay that finds nothing: same result, no
+    divergence, and the run goes back to the fast path (fewer ``step`` calls than steps)."""
+    x0 = torch.ones(4, 1, dtype=F64)
+    calls = {"step": 0}
+    s = GradientDescent(lambda x: quad(x) * 0 + 1e308, 0.1)  # E = 1e308 per chain: sum is inf
+    orig = GradientDescent.step
+
+    def counting(self, state, *, generator=None):
+        calls["step"] += 1
+        return orig(self, state, generator=generator)
+
+    monkeypatch.setattr(GradientDescent, "step", counting)
+    res = run_chain(s, x0, 40)
+    assert not res.diverged.any() and calls["step"] == 40  # every block replayed, none diverged
+    monkeypatch.setattr(driver_mod, "_BLOCK", 8)
+    calls["step"] = 0
+    s2 = GradientDescent(quad, 0.1)
+    run_chain(s2, x0, 40)
+    assert calls["step"] == 0  # the fast path never needed a replay
+
+
+def test_block_mode_with_the_global_random_stream():
+    x0 = torch.zeros(6, 2, dtype=F64)
+    eps = torch.tensor([0.05] * 3 + [20.0] * 3, dtype=F64)
+    s = Langevin(quad, eps)
+    torch.manual_seed(11)
+    with pytest.warns(RuntimeWarning):
+        res = run_chain(s, x0, 250, on_divergence="warn")
+    after = torch.rand(3)
+    torch.manual_seed(11)
+    ref = reference(s, x0, 250, None)
+    torch.testing.assert_close(res.x, ref[0].x, rtol=0, atol=0)
+    torch.testing.assert_close(torch.rand(3), after, rtol=0, atol=0)  # same stream position
