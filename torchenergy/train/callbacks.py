@@ -18,7 +18,7 @@ import csv
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torchenergy._checks import check_positive_int
 
@@ -37,7 +37,13 @@ __all__ = [
 
 
 class Callback:
-    """Base class: every hook is a no-op."""
+    """Base class: every hook is a no-op.
+
+    ``main_only = True`` (the loggers and the progress bar) runs the callback on rank 0 only
+    when the trainer is distributed; the others run on every rank.
+    """
+
+    main_only: ClassVar[bool] = False
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Called at the start of :meth:`Trainer.fit`."""
@@ -134,6 +140,8 @@ class CSVLogger(Callback):
     fixed by the first row written.
     """
 
+    main_only: ClassVar[bool] = True
+
     def __init__(self, path: str | os.PathLike[str], every: int = 1) -> None:
         check_positive_int("every", every)
         self.path = Path(path)
@@ -185,6 +193,8 @@ class CSVLogger(Callback):
 class TensorBoardLogger(Callback):
     """Write ``logs`` as TensorBoard scalars (``torch.utils.tensorboard``) every ``every`` steps."""
 
+    main_only: ClassVar[bool] = True
+
     def __init__(self, log_dir: str | os.PathLike[str], every: int = 1) -> None:
         check_positive_int("every", every)
         self.log_dir = str(log_dir)
@@ -212,6 +222,8 @@ class TensorBoardLogger(Callback):
 
 class ProgressBar(Callback):
     """A tqdm progress bar over steps showing the latest loss."""
+
+    main_only: ClassVar[bool] = True
 
     def __init__(self, desc: str = "training", every: int = 10) -> None:
         check_positive_int("every", every)

@@ -45,6 +45,7 @@ from torchenergy.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from torchenergy.train.distributed import all_reduce_gradients, is_distributed, rank, rank_path
 from torchenergy.train.ema import EMA
 
 __all__ = ["Trainer", "scalar_logs"]
@@ -70,6 +71,16 @@ def scalar_logs(out: Any) -> dict[str, float]:
     return logs
 
 
+def _loss_of(out: Any) -> Tensor:
+    loss = out if isinstance(out, Tensor) else getattr(out, "loss", None)
+    if not isinstance(loss, Tensor) or loss.numel() != 1:
+        raise TypeError(
+            "step_fn must return a scalar tensor or a NamedTuple with a scalar .loss, got "
+            f"{type(out).__name__}"
+        )
+    return loss
+
+
 class Trainer:
     """Run ``step_fn`` over data with an optimiser; callbacks, clipping, EMA, checkpoints.
 
@@ -85,6 +96,10 @@ class Trainer:
             states are checkpointed and restored).
         state: named objects with ``state_dict``/``load_state_dict`` (a ``ReplayBuffer``...).
         config: JSON-like description of the run, stored in checkpoints (the CLI uses it).
+        distributed: data-parallel training inside an initialised ``torch.distributed``
+            process group (see :mod:`torchenergy.train.distributed`): gradients and the loss
+            are averaged over ranks once per step, logging callbacks run on rank 0 only, a
+            ``DistributedSampler``'s epoch is set, and each rank checkpoints to its own file.
 
     Attributes:
         step: optimiser steps taken so far; epoch: completed passes over re-iterable data.
@@ -105,7 +120,13 @@ class Trainer:
         generators: torch.Generator | Mapping[str, torch.Generator] | None = None,
         state: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        distributed: bool = False,
     ) -> None:
+        if distributed and not is_distributed():
+            raise RuntimeError(
+                "distributed=True needs an initialised torch.distributed process group with more "
+                "than one rank (torch.distributed.init_process_group, e.g. under torchrun)"
+            )
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -120,10 +141,11 @@ class Trainer:
         self.scheduler = scheduler
         self.grad_clip = grad_clip
         self.ema = EMA(model, ema) if isinstance(ema, (int, float)) else ema
-        self.callbacks = list(callbacks)
-        for cb in self.callbacks:
+        for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+        self.distributed = bool(distributed)
+        self.callbacks = [cb for cb in callbacks if self.is_main or not cb.main_only]
         if isinstance(generators, torch.Generator):
             generators = {"generator": generators}
         self.generators: dict[str, torch.Generator] = dict(generators or {})
@@ -153,21 +175,21 @@ class Trainer:
         """
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.step_fn(batch)
-        loss = out if isinstance(out, Tensor) else getattr(out, "loss", None)
-        if not isinstance(loss, Tensor) or loss.numel() != 1:
-            raise TypeError(
-                "step_fn must return a scalar tensor or a NamedTuple with a scalar .loss, got "
-                f"{type(out).__name__}"
-            )
-        if not bool(torch.isfinite(loss.detach())):
-            raise FloatingPointError(
-                f"loss is {float(loss.detach())} at step {self.step + 1}; lower the learning rate or the "
-                "sampler step size, add l2_reg, or clip gradients (grad_clip)"
-            )
-        loss.backward()
-        logs = {"step": float(self.step + 1), **scalar_logs(out)}
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.distributed:
+            out, rank_loss = self._distributed_backward(batch, params)
+        else:
+            out = self.step_fn(batch)
+            loss = _loss_of(out)
+            if not bool(torch.isfinite(loss.detach())):
+                raise FloatingPointError(
+                    f"loss is {float(loss.detach())} at step {self.step + 1}; lower the learning "
+                    "rate or the sampler step size, add l2_reg, or clip gradients (grad_clip)"
+                )
+            loss.backward()
+        logs = {"step": float(self.step + 1), **scalar_logs(out)}
+        if self.distributed:
+            logs["loss"] = float(rank_loss)  # averaged over ranks
         if self.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
             if not bool(torch.isfinite(norm)):
@@ -185,6 +207,42 @@ class Trainer:
         logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
         return out, logs
 
+    def _distributed_backward(self, batch: Any, params: list[Tensor]) -> tuple[Any, Tensor]:
+        """``step_fn`` and backward on this rank, then the one collective of the step. A rank
+        whose ``step_fn`` raised still joins the collective (with a NaN loss) before raising, so
+        the others see the NaN and raise too rather than wait forever."""
+        error: BaseException | None = None
+        out: Any = None
+        try:
+            out = self.step_fn(batch)
+            loss = _loss_of(out)
+            if bool(torch.isfinite(loss.detach())):
+                loss.backward()
+            else:
+                error = FloatingPointError(
+                    f"loss is {float(loss.detach())} on rank {rank()} at step {self.step + 1}; "
+                    "lower the learning rate or the sampler step size, add l2_reg, or clip "
+                    "gradients (grad_clip)"
+                )
+        except Exception as exc:  # re-raised after the collective
+            error = exc
+        signal = torch.tensor(float("nan")) if error is not None else _loss_of(out).detach()
+        mean_loss = all_reduce_gradients(params, signal)
+        if error is not None:
+            raise error
+        assert mean_loss is not None
+        if not bool(torch.isfinite(mean_loss)):
+            raise FloatingPointError(
+                f"the loss averaged over ranks is {float(mean_loss)} at step {self.step + 1}: "
+                "another rank failed this step (its own error says why)"
+            )
+        return out, mean_loss
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that logs: rank 0, or the only process."""
+        return not self.distributed or rank() == 0
+
     def _after_step(self, out: Any, logs: dict[str, float]) -> None:
         for cb in self.callbacks:
             cb.on_step_end(self, out, logs)
@@ -200,6 +258,9 @@ class Trainer:
         gens = self._all_generators(data)
         if self._iter is not None and self._iter_source is data:
             return self._iter
+        sampler = getattr(data, "sampler", None)
+        if self.distributed and hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.epoch)  # a DistributedSampler reshuffles per epoch
         if self._batch_in_epoch == 0:
             self._epoch_rng = rng_state(gens)
             it = iter(data)
@@ -352,12 +413,15 @@ class Trainer:
         self._iter_source = None
 
     def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
-        """Write a checkpoint atomically; ``extra`` keys are stored beside the trainer state."""
+        """Write a checkpoint atomically; ``extra`` keys are stored beside the trainer state.
+        Distributed: each rank writes its own file, :func:`~torchenergy.train.distributed.rank_path`."""
+        if self.distributed:
+            path = rank_path(path)
         return save_checkpoint(path, {**self.state_dict(), "extra": extra})
 
     def load(self, path: str | os.PathLike[str], *, restore_rng: bool = True) -> dict[str, Any]:
         """Resume from a checkpoint written by :meth:`save`; returns the raw checkpoint."""
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(rank_path(path) if self.distributed else path)
         self.load_state_dict(ckpt, restore_rng=restore_rng)
         return ckpt
 
