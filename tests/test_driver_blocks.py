@@ -3,6 +3,8 @@ block, replaying a failed block with ``step``) gives exactly what stepping with 
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -140,3 +142,36 @@ def test_block_mode_with_the_global_random_stream():
     ref = reference(s, x0, 250, None)
     torch.testing.assert_close(res.x, ref[0].x, rtol=0, atol=0)
     torch.testing.assert_close(torch.rand(3), after, rtol=0, atol=0)  # same stream position
+
+
+class _StepOnly:
+    """The same kernel without ``step_unchecked``: the driver then steps with ``step``."""
+
+    adjusted = False
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def init(self, x):
+        return self.kernel.init(x)
+
+    def step(self, state, *, generator=None):
+        return self.kernel.step(state, generator=generator)
+
+
+@pytest.mark.parametrize("diverge", [False, True])
+def test_block_mode_equals_the_plain_driver_with_burn_in_and_thinning(diverge):
+    x0 = torch.randn(10, 2, dtype=F64, generator=torch.Generator().manual_seed(4))
+    eps = torch.full((10,), 0.05, dtype=F64)
+    if diverge:
+        eps[3] = 30.0
+    s = Langevin(quad, eps)
+    kw = dict(burn_in=37, thin=3, trace=True, on_divergence="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a = run_chain(s, x0, 101, generator=torch.Generator().manual_seed(9), **kw)
+        b = run_chain(_StepOnly(s), x0, 101, generator=torch.Generator().manual_seed(9), **kw)
+    names = ("x", "trace", "energy_trace", "accept_rate", "mean_accept_prob", "n_nonfinite")
+    for name in (*names, "diverged"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=0, atol=0)
+    assert a.trace.shape == (33, 10, 2) and bool(a.diverged[3]) == diverge
