@@ -34,6 +34,7 @@ from torchenergy.types import Generator
 __all__ = ["CDStepResult", "cd_gradients", "cd_step", "fit_rbm"]
 
 _ONEDNN_OK: dict[torch.dtype, bool] = {}
+_GRAD_ONEDNN = True
 _FUSED_RNG = "auto"  # "torch": the fused trainer draws with torch.rand, in cd_step's order (tests)
 
 
@@ -162,7 +163,7 @@ class _FusedCD:
         if chains is not None:
             self.x[:m] = chains
         self.q: Tensor | None = None
-        self._scales: dict[tuple[int, int], Tensor] = {}
+        self._scales: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
 
     @property
     def chains(self) -> Tensor | None:
@@ -195,12 +196,13 @@ class _FusedCD:
             out = torch.empty(p.shape, dtype=self.mm_dtype, device=self.device)
         return torch.lt(u, p, out=out)
 
-    def _scale(self, m: int, n: int) -> Tensor:
-        """``s = [1/m] * m + [-1/n] * n`` (m + n,): ``sᵀ X`` is the visible-bias gradient."""
+    def _scale(self, m: int, n: int) -> tuple[Tensor, Tensor]:
+        """``s = [1/m] * m + [-1/n] * n`` (m + n,) (``sᵀ X`` is the visible-bias gradient), in the
+        parameter and in the product dtype."""
         if (m, n) not in self._scales:
             kw = {"dtype": self.dtype, "device": self.device}
             s = torch.cat([torch.full((m,), 1.0 / m, **kw), torch.full((n,), -1.0 / n, **kw)])
-            self._scales[(m, n)] = s
+            self._scales[(m, n)] = (s, s.to(self.mm_dtype))
         return self._scales[(m, n)]
 
     @torch.no_grad()
@@ -238,16 +240,16 @@ class _FusedCD:
             if i + 1 < self.k:
                 h = self._draw(self._hid(x_neg, wt, c))
         p_neg = self._hid(x_neg, wt, c)
-        if self.persistent:
-            p[:m] = p_neg
-        else:
-            p = torch.cat([p_neg, p_pos])
         err = None
         if compute_recon:
-            err = ((v_pos - self._vis(p[m:], wt, b).to(self.dtype)) ** 2).mean()
-        s = self._scale(m, n)
+            err = ((v_pos - self._vis(p_pos, wt, b).to(self.dtype)) ** 2).mean()
+        # Pᵀ (H, M + N), contiguous: [p_neg, p_pos]ᵀ, scaled below by s = [1/m, .., -1/n, ..]
+        pt = torch.empty(p_neg.shape[1], m + n, dtype=md, device=self.device)
+        pt[:, :m] = p_neg.T
+        pt[:, m:] = p_pos.T
+        s, s_md = self._scale(m, n)
         if md == self.dtype:
-            g_b, g_c = x.T @ s, p.T @ s
+            g_b, g_c = x.T @ s, pt @ s
         else:
             g_b = x_neg.to(self.dtype).mean(0) - v_pos.mean(0)
             g_c = p_neg.to(self.dtype).mean(0) - p_pos.to(self.dtype).mean(0)
@@ -256,17 +258,17 @@ class _FusedCD:
             self.q = q if self.q is None else 0.9 * self.q + 0.1 * q
             d = self.sparsity_cost * (self.q - self.sparsity_target)
             g_c += d
-        p.mul_(s[:, None].to(md))
+        pt.mul_(s_md)
         mom, bw = self.momentum, self.buf_wt
         # buf <- momentum * buf + grad (+ weight decay * W): torch.optim.SGD's rule, in place;
         # the weight gradient (transposed) is Pᵀ X = p_negᵀ v_neg / m - p_posᵀ v_pos / n
-        if self.onednn:
-            g = torch.ops.mkldnn._linear_pointwise(p.T, x.T, None, "none", [], "")
+        if self.onednn and _GRAD_ONEDNN:
+            g = torch.ops.mkldnn._linear_pointwise(pt, x.T, None, "none", [], "")
             torch.add(g, bw, alpha=mom, out=bw)
         elif md == self.dtype:
-            bw.addmm_(p.T, x, beta=mom)
+            bw.addmm_(pt, x, beta=mom)
         else:
-            torch.add(torch.mm(p.T, x), bw, alpha=mom, out=bw)
+            torch.add(torch.mm(pt, x), bw, alpha=mom, out=bw)
         if self.weight_decay:
             bw.add_(self.wt, alpha=self.weight_decay)
         if self.sparsity_target is not None:
