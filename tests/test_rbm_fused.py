@@ -136,3 +136,19 @@ def test_fused_default_is_seeded_and_only_for_bernoulli_with_default_optimizer()
     rbm = BernoulliRBM(5, 3)
     with pytest.raises(ValueError, match="fused"):
         fit_rbm(rbm, data, fused=True, optimizer=torch.optim.SGD(rbm.parameters(), lr=0.1))
+
+
+def test_fused_trainer_sees_weights_changed_by_the_callback():
+    g = torch.Generator().manual_seed(0)
+    rbm = BernoulliRBM(6, 4, generator=g)
+    data = torch.bernoulli(torch.full((30, 6), 0.5), generator=g)
+    seen = []
+
+    def cb(epoch, rec):
+        seen.append(rbm.W.detach().clone())
+        with torch.no_grad():
+            rbm.W.zero_()
+
+    fit_rbm(rbm, data, epochs=2, batch_size=10, lr=1e-6, callback=cb, generator=g)
+    assert seen[0].abs().max() > 1e-3  # the trained weights were written back before the call
+    assert seen[1].abs().max() < 1e-3  # and the zeroed ones were trained on afterwards

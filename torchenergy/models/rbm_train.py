@@ -175,6 +175,10 @@ class _FusedCD:
         with torch.no_grad():
             self.rbm.W.copy_(self.wt.T)
 
+    def reload(self) -> None:
+        """Take the working weights from ``rbm.W`` again (after user code may have changed it)."""
+        self.wt.copy_(self.rbm.W.detach().T)
+
     def _hid(self, x: Tensor, wt: Tensor, c: Tensor) -> Tensor:
         """``p(h | x) = sigmoid(x Wtᵀ + c)`` (C, H)."""
         if self.onednn:
@@ -596,4 +600,6 @@ def fit_rbm(
         history.append(rec)
         if callback is not None:
             callback(epoch + 1, rec)
+            if fused:  # the callback may have changed rbm.W
+                trainer.reload()
     return history
