@@ -68,16 +68,39 @@ def from_sklearn(sk, dtype=torch.float32) -> BernoulliRBM:
     return rbm
 
 
-def evaluate(name, rbm, test, base_bias, args, out, g):
-    """AIS / reverse-AIS test log-likelihood, pseudo-likelihood, samples and filters."""
-    t0 = time.perf_counter()
+def model_chains(rbm, args, g, start=None):
+    """``args.n_chains`` block-Gibbs chains after ``args.gibbs_steps`` steps, from ``start`` rows
+    (random training images) or, if None, from uniform noise."""
     with torch.no_grad():
-        v0 = torch.bernoulli(torch.full((args.n_chains, 784), 0.5), generator=g)
-        chains = BlockGibbs(rbm).sample(v0, args.gibbs_steps, generator=g)
-        h = rbm.sample_hidden(chains, generator=g)
-        shown = rbm.visible_mean(h)
-    save_grid(shown[:100].reshape(-1, 28, 28).numpy(), out / f"rbm_{name}_samples.png")
-    filters_png(rbm.W, out / f"rbm_{name}_filters.png")
+        if start is None:
+            v0 = torch.bernoulli(torch.full((args.n_chains, 784), 0.5), generator=g)
+        else:
+            v0 = start[torch.randint(0, start.shape[0], (args.n_chains,), generator=g)]
+        return BlockGibbs(rbm).sample(v0, args.gibbs_steps, generator=g)
+
+
+def evaluate(name, rbm, test, base_bias, args, out, g, train=None, save=True):
+    """AIS / reverse-AIS test log-likelihood, pseudo-likelihood, samples and filters.
+
+    Reverse AIS starts from ``args.n_chains`` Gibbs chains run ``args.gibbs_steps`` steps from
+    random *training* images (``--chain-init data``, the default) or from noise. From noise, block
+    Gibbs falls into the largest mode (pullovers) and stays there, so the reverse chains miss
+    most of the model's mass and reverse AIS can land *below* forward AIS (an inverted bracket);
+    chains started at data spread over the modes the data supports. Neither is an exact sample,
+    so the lower end of the bracket stays approximate.
+    """
+    t0 = time.perf_counter()
+    start = train if args.chain_init == "data" and train is not None else None
+    chains = model_chains(rbm, args, g, start)
+    with torch.no_grad():
+        shown = rbm.visible_mean(rbm.sample_hidden(chains, generator=g))
+    if save:
+        save_grid(shown[:100].reshape(-1, 28, 28).numpy(), out / f"rbm_{name}_samples.png")
+        noise = model_chains(rbm, args, g, None)
+        with torch.no_grad():
+            shown_n = rbm.visible_mean(rbm.sample_hidden(noise, generator=g))
+        save_grid(shown_n[:100].reshape(-1, 28, 28).numpy(), out / f"rbm_{name}_samples_noise.png")
+        filters_png(rbm.W, out / f"rbm_{name}_filters.png")
     path = RBMAnnealingPath(rbm, base_bias)
     fwd = ais(path, args.n_betas, args.n_chains, generator=g)
     rev = reverse_ais(path, args.n_betas, chains, generator=g)
@@ -106,7 +129,9 @@ def write_table(args, out, results, timing, n_train, n_test):
         f"Fashion-MNIST binarised at 0.5, 500 hidden, {args.epochs} epochs, batch {args.batch_size}, "
         f"lr {args.lr} (ours: momentum {args.momentum}), train {n_train}, test {n_test}; AIS "
         f"{args.n_betas} betas x {args.n_chains} chains; reverse AIS from {args.n_chains} Gibbs "
-        f"chains after {args.gibbs_steps} steps from noise; torch threads {torch.get_num_threads()}.",
+        f"chains after {args.gibbs_steps} steps from {args.chain_init}; PCD: lr {args.pcd_lr}, "
+        f"lr decay {args.pcd_lr_decay}, momentum {args.pcd_momentum} (picked on validation rows, "
+        f"see rbm_select table); torch threads {torch.get_num_threads()}.",
         "",
         "| model | test LL (nats) | bracket [reverse, forward] | log Z ± se | ESS | pseudo-LL (all pixels) | s/epoch | sklearn s/epoch ÷ ours |",
         "|---|---|---|---|---|---|---|---|",
@@ -134,16 +159,50 @@ def write_table(args, out, results, timing, n_train, n_test):
     print("\n".join(lines), flush=True)
 
 
+def train_ours(name, train, bb, args, g):
+    """One of our RBMs: ``cd1``, ``cd10``, ``pcd`` (PCD's own lr / decay / momentum), with
+    ``_bf16`` for bf16 products; returns ``(rbm, seconds per epoch)``."""
+    base = name.removesuffix("_bf16")
+    kw = {"cd1": {"k": 1}, "pcd": {"persistent": True}, "cd10": {"k": 10}}[base]
+    if base == "pcd":
+        opt = {"lr": args.pcd_lr, "lr_decay": args.pcd_lr_decay, "momentum": args.pcd_momentum}
+    else:
+        opt = {"lr": args.lr, "lr_decay": args.lr_decay, "momentum": args.momentum}
+    rbm = BernoulliRBM(784, 500, generator=g)
+    with torch.no_grad():
+        rbm.b.copy_(bb)
+    hist = fit_rbm(
+        rbm,
+        train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        matmul_dtype=torch.bfloat16 if name.endswith("_bf16") else None,
+        generator=g,
+        **opt,
+        **kw,
+    )
+    print(json.dumps({"model": name, "history": hist}), flush=True)
+    return rbm, float(np.mean([h["seconds"] for h in hist]))
+
+
+def load_split(args):
+    """Training rows ``[0, train_limit)``, validation rows ``[50000, 50000 + val_rows)`` of the
+    training file (never used for training), and the test file."""
+    full, _ = load_fashion_mnist("train", binarize=0.5)
+    train = full[: args.train_limit or 50000]
+    val = full[50000 : 50000 + args.val_rows]
+    test, _ = load_fashion_mnist("test", binarize=0.5)
+    return train, val, test
+
+
 def binary(args, out):
     from sklearn.neural_network import BernoulliRBM as SkRBM
 
-    train, _ = load_fashion_mnist("train", binarize=0.5, limit=args.train_limit)
-    test, _ = load_fashion_mnist("test", binarize=0.5)
+    train, _, test = load_split(args)
     bb = base_rate_bias(train)
     models = Path(args.models)
     models.mkdir(parents=True, exist_ok=True)
     results, timing = [], {}
-    common = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     # warm-up (thread pools, allocator) so that the first timed epoch is not penalised
     fit_rbm(BernoulliRBM(784, 500), train[:2000], epochs=1, batch_size=100)
     SkRBM(n_components=500, batch_size=100, n_iter=1).fit(train[:2000].numpy())
@@ -162,24 +221,10 @@ def binary(args, out):
             timing[name] = (time.perf_counter() - t0) / args.epochs
             rbm = from_sklearn(sk)
         else:
-            kw = {"cd1": {"k": 1}, "pcd": {"persistent": True}, "cd10": {"k": 10}}[name]
-            rbm = BernoulliRBM(784, 500, generator=g)
-            with torch.no_grad():
-                rbm.b.copy_(bb)
-            hist = fit_rbm(
-                rbm,
-                train,
-                momentum=args.momentum,
-                lr_decay=args.lr_decay,
-                generator=g,
-                **common,
-                **kw,
-            )
-            timing[name] = float(np.mean([h["seconds"] for h in hist]))
-            print(json.dumps({"model": name, "history": hist}), flush=True)
+            rbm, timing[name] = train_ours(name, train, bb, args, g)
         label = name + args.tag
         torch.save(rbm.state_dict(), models / f"{label}.pt")
-        rec = evaluate(label, rbm, test, bb, args, out, g)
+        rec = evaluate(label, rbm, test, bb, args, out, g, train=train)
         rec["s_per_epoch"] = timing[name]
         if name == "sklearn":
             with torch.no_grad():
@@ -199,69 +244,126 @@ def binary(args, out):
         write_table(args, out, results, timing, train.shape[0], test.shape[0])
 
 
+def select(args, out):
+    """Pick PCD's learning rate, decay and momentum on validation rows (never on test).
+
+    Every candidate is trained like ``--part binary`` and scored on the validation rows with a
+    cheaper AIS (``--sel-betas`` x ``--sel-chains``) and its reverse-AIS bracket; the pick is the
+    best *lower* end of the bracket (the conservative estimate) among brackets that are not
+    inverted.
+    """
+    train, val, _ = load_split(args)
+    bb = base_rate_bias(train)
+    sel = argparse.Namespace(**vars(args))
+    sel.n_betas, sel.n_chains, sel.gibbs_steps = args.sel_betas, args.sel_chains, args.sel_gibbs
+    rows = []
+    for cand in args.candidates.split(";"):
+        lr, decay, mom = cand.split(",")
+        sel.pcd_lr, sel.pcd_lr_decay, sel.pcd_momentum = float(lr), decay, float(mom)
+        g = torch.Generator().manual_seed(0)
+        rbm, spe = train_ours("pcd", train, bb, sel, g)
+        rec = evaluate(f"sel_{cand}", rbm, val, bb, sel, out, g, train=train, save=False)
+        rec.update({"lr": float(lr), "lr_decay": decay, "momentum": float(mom), "s_per_epoch": spe})
+        rows.append(rec)
+    lines = [
+        f"PCD hyperparameters on validation rows 50000..{50000 + args.val_rows} of the training "
+        f"file (train {train.shape[0]} rows, {args.epochs} epochs, batch {args.batch_size}, "
+        f"{args.n_chains_pcd} chains); AIS {args.sel_betas} betas x {args.sel_chains} chains, "
+        f"reverse AIS from chains after {args.sel_gibbs} Gibbs steps from {args.chain_init}.",
+        "",
+        "| lr | lr decay | momentum | val LL [reverse, forward] | ESS | val pseudo-LL |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['lr']} | {r['lr_decay']} | {r['momentum']} | "
+            f"[{r['ll_lower']:.2f}, {r['ll_upper']:.2f}] | {r['ess']:.0f} | {r['pseudo_ll']:.2f} |"
+        )
+    ok = [r for r in rows if r["ll_lower"] <= r["ll_upper"] + 2 * r["log_z_se"]] or rows
+    best = max(ok, key=lambda r: r["ll_lower"])
+    lines += [
+        "",
+        f"Picked: lr {best['lr']}, lr decay {best['lr_decay']}, momentum {best['momentum']}.",
+    ]
+    (out / f"rbm_select{args.tag}.md").write_text("\n".join(lines) + "\n")
+    (out / f"rbm_select{args.tag}.json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(lines), flush=True)
+
+
 def reevaluate(args, out):
     """AIS again (``--n-betas``) for models saved by ``--part binary`` under ``--models``."""
-    train, _ = load_fashion_mnist("train", binarize=0.5, limit=args.train_limit)
-    test, _ = load_fashion_mnist("test", binarize=0.5)
+    train, _, test = load_split(args)
     bb = base_rate_bias(train)
     for name in args.only.split(","):
         rbm = BernoulliRBM(784, 500)
         rbm.load_state_dict(torch.load(Path(args.models) / f"{name}.pt"))
         g = torch.Generator().manual_seed(1)
-        rec = evaluate(f"{name}_betas{args.n_betas}", rbm, test, bb, args, out, g)
+        rec = evaluate(f"{name}_betas{args.n_betas}", rbm, test, bb, args, out, g, train=train)
         (out / f"rbm_reeval_{name}_{args.n_betas}.json").write_text(json.dumps(rec, indent=1))
 
 
 def timing(args, out):
-    """Seconds per epoch only, interleaved repeats: ours (float32 / bf16 products) vs scikit-learn."""
+    """Seconds per epoch only, interleaved repeats: ours (fused trainer in float32 / with bf16
+    products, and the generic cd_step path it replaced) against scikit-learn (float64 / float32)."""
     from sklearn.neural_network import BernoulliRBM as SkRBM
 
     train, _ = load_fashion_mnist("train", binarize=0.5, limit=args.train_limit)
     fit_rbm(BernoulliRBM(784, 500), train[:2000], epochs=1, batch_size=100)  # warm-up
+    fit_rbm(BernoulliRBM(784, 500), train[:2000], epochs=1, batch_size=100, fused=False)
+    names = args.timing_models.split(",")
+    clock = time.process_time if args.clock == "process" else time.perf_counter
     runs: dict[str, list[float]] = {}
     for _ in range(args.repeats):
-        for name in ("cd1", "pcd", "pcd_bf16", "cd1_bf16"):
+        for name in names:
+            if name.startswith("sklearn"):
+                sk = SkRBM(
+                    n_components=500,
+                    learning_rate=args.lr,
+                    batch_size=args.batch_size,
+                    n_iter=1,
+                    random_state=0,
+                )
+                x = train.numpy().astype(np.float32 if name == "sklearn_float32" else np.float64)
+                t0 = clock()
+                sk.fit(x)
+                runs.setdefault(name, []).append(clock() - t0)
+                continue
             g = torch.Generator().manual_seed(0)
             kw = {"persistent": True} if name.startswith("pcd") else {"k": 1}
-            md = torch.bfloat16 if name.endswith("bf16") else None
-            t0 = time.perf_counter()
+            md = torch.bfloat16 if "bf16" in name else None
+            rbm = BernoulliRBM(784, 500, generator=g)
+            t0 = clock()
             fit_rbm(
-                BernoulliRBM(784, 500, generator=g),
+                rbm,
                 train,
                 epochs=1,
                 batch_size=args.batch_size,
                 lr=args.lr,
                 momentum=args.momentum,
                 matmul_dtype=md,
+                fused=not name.endswith("_generic"),
                 generator=g,
                 **kw,
             )
-            runs.setdefault(name, []).append(time.perf_counter() - t0)
-        for dt, name in ((np.float64, "sklearn"), (np.float32, "sklearn_float32")):
-            sk = SkRBM(
-                n_components=500,
-                learning_rate=args.lr,
-                batch_size=args.batch_size,
-                n_iter=1,
-                random_state=0,
-            )
-            t0 = time.perf_counter()
-            sk.fit(train.numpy().astype(dt))
-            runs.setdefault(name, []).append(time.perf_counter() - t0)
+            runs.setdefault(name, []).append(clock() - t0)
         print(json.dumps(runs), flush=True)
     best = {k: min(v) for k, v in runs.items()}
+    med = {k: float(np.median(v)) for k, v in runs.items()}
     lines = [
         f"Seconds per epoch ({train.shape[0]} rows, batch {args.batch_size}, 500 hidden, torch threads "
-        f"{torch.get_num_threads()}), best of {args.repeats} interleaved repeats on a shared machine.",
+        f"{torch.get_num_threads()}, {args.clock} clock), best (and median) of {args.repeats} "
+        "interleaved repeats; "
+        "`_generic` = the cd_step path (fit_rbm(fused=False)).",
         "",
-        "| trainer | s/epoch | scikit-learn (float64) ÷ this | scikit-learn (float32) ÷ this |",
-        "|---|---|---|---|",
+        "| trainer | s/epoch best | median | scikit-learn (float64) ÷ this | scikit-learn (float32) ÷ this |",
+        "|---|---|---|---|---|",
     ]
     for k, v in best.items():
         lines.append(
-            f"| {k} | {v:.2f} | {best['sklearn'] / v:.2f} | {best['sklearn_float32'] / v:.2f} |"
+            f"| {k} | {v:.3f} | {med[k]:.3f} | {best.get('sklearn', float('nan')) / v:.2f} | "
+            f"{best.get('sklearn_float32', float('nan')) / v:.2f} |"
         )
-    (out / "rbm_timing.md").write_text("\n".join(lines) + "\n")
+    (out / f"rbm_timing{args.tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -329,8 +431,15 @@ def gaussian(args, out):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=["binary", "gaussian", "timing", "reeval"], default="binary")
+    p.add_argument(
+        "--part", choices=["binary", "gaussian", "timing", "reeval", "select"], default="binary"
+    )
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--timing-models",
+        default="cd1,pcd,cd1_bf16,pcd_bf16,cd1_generic,pcd_generic,sklearn,sklearn_float32",
+        help="--part timing: what to time",
+    )
     p.add_argument("--gauss-persistent", action="store_true", help="PCD for the Gaussian RBM")
     p.add_argument("--gauss-fixed-sigma", action="store_true", help="σ = 1 (not learned)")
     p.add_argument("--tag", default="", help="suffix of the Gaussian RBM output files")
@@ -343,6 +452,28 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--lr-gauss", type=float, default=0.002)
     p.add_argument("--momentum", type=float, default=0.5)
+    p.add_argument("--pcd-lr", type=float, default=0.05)
+    p.add_argument("--pcd-lr-decay", default="none", choices=["none", "linear"])
+    p.add_argument("--pcd-momentum", type=float, default=0.5)
+    p.add_argument("--n-chains-pcd", type=int, default=100, help="(= batch size; reported only)")
+    p.add_argument("--val-rows", type=int, default=5000)
+    p.add_argument("--chain-init", default="data", choices=["data", "noise"])
+    p.add_argument(
+        "--candidates",
+        default="0.05,none,0.5;0.05,linear,0.5;0.02,none,0.5;0.02,linear,0.5;"
+        "0.01,none,0.5;0.01,linear,0.5;0.005,none,0.5;0.05,none,0.0",
+        help="--part select: 'lr,decay,momentum;...'",
+    )
+    p.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "process"],
+        help="--part timing: wall clock, or process CPU time (with one thread: robust to a "
+        "loaded machine; set OMP/OPENBLAS_NUM_THREADS=1 so scikit-learn's BLAS is single too)",
+    )
+    p.add_argument("--sel-betas", type=int, default=1000)
+    p.add_argument("--sel-chains", type=int, default=50)
+    p.add_argument("--sel-gibbs", type=int, default=1000)
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--n-betas", type=int, default=3000)
     p.add_argument("--n-chains", type=int, default=100)
@@ -355,9 +486,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    {"binary": binary, "gaussian": gaussian, "timing": timing, "reeval": reevaluate}[args.part](
-        args, out
-    )
+    parts = {
+        "binary": binary,
+        "gaussian": gaussian,
+        "timing": timing,
+        "reeval": reevaluate,
+        "select": select,
+    }
+    parts[args.part](args, out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,154 @@
+"""The fused CD/PCD trainer (``fit_rbm(fused=...)``) against the generic ``cd_step`` path."""
+
+import pytest
+import torch
+
+import torchenergy.models.rbm_train as rt
+from torchenergy.models import BernoulliRBM, GaussianBernoulliRBM, fit_rbm
+
+D64 = torch.float64
+CONFIGS = [
+    {"epochs": 1, "batch_size": 53},  # one full-batch update
+    {"epochs": 3, "batch_size": 10, "k": 3, "weight_decay": 0.01},  # CD-3, short last batch
+    {  # PCD with more chains than rows per batch, lr decay, sparsity
+        "epochs": 2,
+        "batch_size": 10,
+        "persistent": True,
+        "n_chains": 7,
+        "lr_decay": "linear",
+        "sparsity_target": 0.1,
+    },
+    {"epochs": 2, "batch_size": 16, "momentum": 0.0, "persistent": True, "shuffle": False},
+]
+
+
+def _fit(fused, dtype=D64, seed=3, **kw):
+    g = torch.Generator().manual_seed(seed)
+    rbm = BernoulliRBM(20, 7, init_std=0.3, generator=g, dtype=dtype)
+    data = torch.bernoulli(torch.full((53, 20), 0.4, dtype=dtype), generator=g)
+    hist = fit_rbm(rbm, data, fused=fused, generator=g, **kw)
+    return rbm, hist
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_fused_trainer_matches_cd_step_in_float64(cfg, monkeypatch):
+    # with torch.rand draws (in cd_step's order) every update is the same to rounding
+    monkeypatch.setattr(rt, "_FUSED_RNG", "torch")
+    a, ha = _fit(False, **cfg)
+    b, hb = _fit(True, **cfg)
+    for name in ("W", "b", "c"):
+        torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=1e-12, atol=1e-12)
+    assert [h["recon_error"] for h in hb] == pytest.approx([h["recon_error"] for h in ha])
+
+
+def _one_step(onednn, md=None, k=2, two_steps=True):
+    g = torch.Generator().manual_seed(0)
+    rbm = BernoulliRBM(30, 20, init_std=0.3, generator=g)
+    with torch.no_grad():
+        rbm.b.normal_(0, 0.3, generator=g)
+        rbm.c.normal_(0, 0.3, generator=g)
+    data = torch.bernoulli(torch.full((40, 30), 0.4), generator=g)
+    chains = torch.bernoulli(torch.full((24, 30), 0.5), generator=g)
+    tr = rt._FusedCD(
+        rbm,
+        momentum=0.5,
+        weight_decay=1e-3,
+        k=k,
+        batch_size=16,
+        chains=chains,
+        sparsity_target=None,
+        sparsity_cost=0.1,
+        matmul_dtype=md,
+        generator=torch.Generator().manual_seed(1),
+        onednn=onednn,
+    )
+    w0 = rbm.W.detach().clone()
+    err = tr.step(data, torch.arange(16), 0.1, True)
+    if two_steps:
+        tr.step(data, slice(16, 32), 0.1, False)
+    tr.sync()
+    return rbm.W.detach() - w0, rbm.b.detach().clone(), tr.chains, err
+
+
+needs_onednn = pytest.mark.skipif(
+    not rt._onednn_linear_ok(torch.float32), reason="oneDNN linear op not available"
+)
+
+
+@needs_onednn
+def test_onednn_and_plain_products_give_the_same_updates():
+    dw1, b1, ch1, e1 = _one_step(True)
+    dw0, b0, ch0, e0 = _one_step(False)
+    # the same uniforms; products differ by float32 rounding (no draw sits that close to p)
+    assert torch.equal(ch1, ch0)
+    torch.testing.assert_close(dw1, dw0, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(b1, b0)
+    torch.testing.assert_close(e1, e0)
+
+
+@pytest.mark.skipif(
+    not rt._onednn_linear_ok(torch.bfloat16), reason="oneDNN bf16 linear op not available"
+)
+def test_bf16_products_give_the_same_update_up_to_rounding():
+    # one CD-1 step: the same uniforms; the bf16 products round p to ~3 significant digits
+    dw, *_ = _one_step(True, k=1, two_steps=False)
+    for onednn in (True, False):
+        dw_bf, *_ = _one_step(onednn, torch.bfloat16, k=1, two_steps=False)
+        rel = (dw_bf - dw).norm() / dw.norm()
+        assert float(rel) < 0.05, (onednn, float(rel))
+
+
+def test_onednn_probe_falls_back_when_the_op_fails(monkeypatch):
+    class Broken:
+        def _linear_pointwise(self, *a):
+            raise RuntimeError("no mkldnn here")
+
+        def _is_mkldnn_bf16_supported(self):
+            return True
+
+    monkeypatch.setattr(rt, "_ONEDNN_OK", {})
+    monkeypatch.setattr(torch.ops, "mkldnn", Broken(), raising=False)
+    assert not rt._onednn_linear_ok(torch.float32)
+    rbm, hist = _fit(None, dtype=torch.float32, epochs=1, batch_size=20)
+    assert len(hist) == 1 and torch.isfinite(rbm.W).all()
+    tr = rt._FusedCD(
+        rbm,
+        momentum=0.0,
+        weight_decay=0.0,
+        k=1,
+        batch_size=4,
+        chains=None,
+        sparsity_target=None,
+        sparsity_cost=0.1,
+        matmul_dtype=None,
+        generator=None,
+    )
+    assert not tr.onednn
+
+
+def test_fused_default_is_seeded_and_only_for_bernoulli_with_default_optimizer():
+    a, _ = _fit(None, dtype=torch.float32, epochs=2, batch_size=10, persistent=True)
+    b, _ = _fit(None, dtype=torch.float32, epochs=2, batch_size=10, persistent=True)
+    torch.testing.assert_close(a.W, b.W, rtol=0, atol=0)
+    data = torch.bernoulli(torch.full((20, 5), 0.5))
+    with pytest.raises(ValueError, match="fused"):
+        fit_rbm(GaussianBernoulliRBM(5, 3), data, fused=True)
+    rbm = BernoulliRBM(5, 3)
+    with pytest.raises(ValueError, match="fused"):
+        fit_rbm(rbm, data, fused=True, optimizer=torch.optim.SGD(rbm.parameters(), lr=0.1))
+
+
+def test_fused_trainer_sees_weights_changed_by_the_callback():
+    g = torch.Generator().manual_seed(0)
+    rbm = BernoulliRBM(6, 4, generator=g)
+    data = torch.bernoulli(torch.full((30, 6), 0.5), generator=g)
+    seen = []
+
+    def cb(epoch, rec):
+        seen.append(rbm.W.detach().clone())
+        with torch.no_grad():
+            rbm.W.zero_()
+
+    fit_rbm(rbm, data, epochs=2, batch_size=10, lr=1e-6, callback=cb, generator=g)
+    assert seen[0].abs().max() > 1e-3  # the trained weights were written back before the call
+    assert seen[1].abs().max() < 1e-3  # and the zeroed ones were trained on afterwards
