@@ -30,7 +30,8 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -77,6 +78,17 @@ class Config:
     pcd_restart: str = "data"  # our PCD restarts a chain from a training point ("data") or noise
     dsm_sigma: float = 0.1
     nce_scale: float = 1.5  # NCE noise: Gaussian fit to the data, std inflated by this
+    nce_noise: str = "gauss"  # "gauss" (above), "gmm" (mixture fitted to train) or "box"
+    nce_components: int = 16  # GMM components; 0: pick K in {4, 8, 16, 32, 64} on validation
+    nce_broad: float = 0.05  # weight of a broad component (data Gaussian x2) in gmm/box noise
+    nce_ratio: int = 1  # noise samples per data point
+    ssm_projections: int = 1
+    # per-method overrides, e.g. method_lr={"nce": 0.003},
+    # method_net={"nce": {"hidden": [128, 128], "fourier_features": 64, "fourier_scale": 0.3}}
+    method_lr: dict = field(default_factory=dict)
+    method_net: dict = field(default_factory=dict)
+    method_batch: dict = field(default_factory=dict)
+    eval_split: str = "test"  # "val" for choosing settings (never "test" while tuning)
     eqm_step: float = 0.02  # gradient-descent step for EqM samples
     eqm_steps: int = 300
     seed: int = 0
@@ -84,6 +96,7 @@ class Config:
 
 def _lr_at(cfg: Config, frac: float, method: str = "") -> float:
     lr = cfg.pcd_lr if method == "pcd" else cfg.lr
+    lr = cfg.method_lr.get(method, lr)
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
@@ -103,9 +116,84 @@ def _data_restart(train: torch.Tensor):
     return noise
 
 
-def _make_net(cfg: Config) -> MLPEnergy:
+def _make_net(cfg: Config, method: str = "") -> MLPEnergy:
     torch.manual_seed(cfg.seed)  # the same initial weights for every method (script, not library)
-    return MLPEnergy(2, cfg.hidden, activation="silu")
+    kw = {"hidden": list(cfg.hidden), "activation": "silu"}
+    kw.update(cfg.method_net.get(method, {}))
+    hidden = kw.pop("hidden")
+    return MLPEnergy(2, tuple(hidden), **kw)
+
+
+def _broad_gaussian(train: torch.Tensor, scale: float):
+    mean = train.mean(0)
+    cov = torch.cov(train.T) * scale**2
+    return mean, cov
+
+
+def _gmm_noise(train: torch.Tensor, val: torch.Tensor, cfg: Config):
+    """A Gaussian mixture fitted to the training data, plus a broad component for coverage.
+
+    K = cfg.nce_components, or (0) the K in {4, ..., 64} whose mixture has the best validation
+    log-likelihood. Returns the distribution and the K used.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    ks = [cfg.nce_components] if cfg.nce_components > 0 else [4, 8, 16, 32, 64]
+    best = None
+    for k in ks:
+        gm = GaussianMixture(k, covariance_type="full", random_state=0, reg_covar=1e-4)
+        gm.fit(train.double().numpy())
+        score = gm.score(val.double().numpy()) if len(ks) > 1 else 0.0
+        if best is None or score > best[0]:
+            best = (score, k, gm)
+    _, k, gm = best
+    means = torch.as_tensor(gm.means_, dtype=torch.float32)
+    covs = torch.as_tensor(gm.covariances_, dtype=torch.float32)
+    w = torch.as_tensor(gm.weights_, dtype=torch.float32) * (1 - cfg.nce_broad)
+    bm, bc = _broad_gaussian(train, 2.0)
+    means = torch.cat([means, bm[None].float()])
+    covs = torch.cat([covs, bc[None].float()])
+    w = torch.cat([w, torch.tensor([cfg.nce_broad])])
+    dist = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(probs=w),
+        torch.distributions.MultivariateNormal(means, covariance_matrix=covs),
+    )
+    return dist, k
+
+
+class _BoxPlusGaussian(torch.distributions.Distribution):
+    """(1 - w) Uniform(bounding box of the data, 5% margin) + w N(data mean, (2 x data std)^2)."""
+
+    arg_constraints: ClassVar[dict] = {}
+    support = torch.distributions.constraints.real_vector
+
+    def __init__(self, train: torch.Tensor, w: float):
+        lo, hi = train.min(0).values.float(), train.max(0).values.float()
+        pad = 0.05 * (hi - lo)
+        self.lo, self.hi, self.w = lo - pad, hi + pad, float(w)
+        mean, cov = _broad_gaussian(train, 2.0)
+        self.gauss = torch.distributions.MultivariateNormal(mean.float(), cov.float())
+        super().__init__(event_shape=torch.Size([train.shape[1]]), validate_args=False)
+
+    @property
+    def mean(self):
+        return (1 - self.w) * (self.lo + self.hi) / 2 + self.w * self.gauss.mean
+
+    def sample(self, sample_shape=()):
+        n = int(torch.Size(sample_shape).numel())
+        u = self.lo + (self.hi - self.lo) * torch.rand(n, self.lo.shape[0])
+        pick = torch.rand(n) < self.w
+        out = torch.where(pick[:, None], self.gauss.sample((n,)), u)
+        return out.reshape(*sample_shape, -1)
+
+    def log_prob(self, x):
+        inside = ((x >= self.lo) & (x <= self.hi)).all(-1)
+        log_box = torch.where(
+            inside, -torch.log(self.hi - self.lo).sum(), torch.tensor(-float("inf"))
+        )
+        return torch.logaddexp(
+            math.log1p(-self.w) + log_box, math.log(self.w) + self.gauss.log_prob(x)
+        )
 
 
 def _torchebm_step(net: MLPEnergy, cfg: Config, g: torch.Generator):
@@ -141,7 +229,14 @@ def _torchebm_step(net: MLPEnergy, cfg: Config, g: torch.Generator):
     return step, []
 
 
-def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, g: torch.Generator):
+def _method_step(
+    method: str,
+    net: MLPEnergy,
+    cfg: Config,
+    train: torch.Tensor,
+    g: torch.Generator,
+    val: torch.Tensor | None = None,
+):
     """A function batch -> loss, and the extra parameters to optimise."""
     if method in ("pcd", "cd_k"):
         sampler = Langevin(net, step_size=cfg.langevin_step)
@@ -168,19 +263,31 @@ def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, 
             lambda x: contrastive_divergence(net, x, make(x, generator=g), l2_reg=cfg.l2_reg).loss
         ), []
     if method == "sliced_sm":
-        return (lambda x: sliced_score_matching(net, x, generator=g).loss), []
+        n_proj = cfg.ssm_projections
+        return (lambda x: sliced_score_matching(net, x, n_projections=n_proj, generator=g).loss), []
     if method == "denoising_sm":
         return (
             lambda x: denoising_score_matching(net, x, sigma=cfg.dsm_sigma, generator=g).loss
         ), []
     if method == "nce":
-        mean = train.mean(0)
-        cov = torch.cov(train.T) * cfg.nce_scale**2
-        noise = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+        if cfg.nce_noise == "gauss":
+            mean, cov = _broad_gaussian(train, cfg.nce_scale)
+            noise = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+        elif cfg.nce_noise == "gmm":
+            noise, _ = _gmm_noise(train, train if val is None else val, cfg)
+        elif cfg.nce_noise == "box":
+            noise = _BoxPlusGaussian(train, cfg.nce_broad)
+        else:
+            raise ValueError(f"nce_noise must be gauss, gmm or box, got {cfg.nce_noise!r}")
         log_z = torch.nn.Parameter(torch.zeros(()))
-        return (
-            lambda x: noise_contrastive_estimation(net, x, noise, log_z=log_z, generator=g).loss
-        ), [log_z]
+
+        def nce_loss(x):
+            n = x.shape[0] * cfg.nce_ratio
+            return noise_contrastive_estimation(
+                net, x, noise, log_z=log_z, n_noise=n, generator=g
+            ).loss
+
+        return nce_loss, [log_z]
     if method == "eqm":
         return (lambda x: equilibrium_matching(net, x, generator=g).loss), []
     if method == "torchebm_pcd":
@@ -218,20 +325,22 @@ def evaluate_energy(net, test: torch.Tensor, g: torch.Generator) -> dict:
 def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
     """Train one method for ``cfg.budget`` CPU seconds and evaluate it."""
     g = torch.Generator().manual_seed(cfg.seed + 1)
-    net = _make_net(cfg)
+    net = _make_net(cfg, method)
     train = data["train"]
+    batch = cfg.method_batch.get(method, cfg.batch)
+    # the clock starts before the set-up, so fitting a noise distribution counts in the budget
+    t0, w0 = time.process_time(), time.perf_counter()
     try:
-        step, extra = _method_step(method, net, cfg, train, g)
+        step, extra = _method_step(method, net, cfg, train, g, data["val"])
     except ImportError as err:
         return {"method": method, "error": f"cannot import: {err}"}
     opt = torch.optim.Adam([*net.parameters(), *extra], lr=_lr_at(cfg, 0.0, method))
-    t0, w0 = time.process_time(), time.perf_counter()
     iters, last_loss, error = 0, float("nan"), None
     try:
         while (used := time.process_time() - t0) < cfg.budget:
             for group in opt.param_groups:
                 group["lr"] = _lr_at(cfg, used / cfg.budget, method)
-            idx = torch.randint(train.shape[0], (cfg.batch,), generator=g)
+            idx = torch.randint(train.shape[0], (batch,), generator=g)
             loss = step(train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -248,20 +357,21 @@ def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
     if error is not None:
         out["error"] = error
     net.eval()
-    out.update(evaluate_energy(net, data["test"], torch.Generator().manual_seed(cfg.seed + 2)))
+    held_out = data[cfg.eval_split]
+    out.update(evaluate_energy(net, held_out, torch.Generator().manual_seed(cfg.seed + 2)))
     if method == "eqm":
         # EqM samples by descending the energy from the N(0, I) noise of its interpolant
         g2 = torch.Generator().manual_seed(cfg.seed + 3)
         x0 = torch.randn(2000, 2, generator=g2)
         try:
             xs = GradientDescent(net, cfg.eqm_step).sample(x0, cfg.eqm_steps)
-            out["mmd2_sampler"] = float(mmd2(xs, data["test"][:2000]))
+            out["mmd2_sampler"] = float(mmd2(xs, held_out[:2000]))
         except Exception as err:
             out["note"] = f"descent failed: {type(err).__name__}"
     return out
 
 
-def run_kde(data: dict, seed: int) -> dict:
+def run_kde(data: dict, seed: int, split: str = "test") -> dict:
     """Gaussian KDE with the bandwidth that maximises the validation log-likelihood."""
     from sklearn.neighbors import KernelDensity
 
@@ -273,9 +383,10 @@ def run_kde(data: dict, seed: int) -> dict:
         if best is None or score > best[0]:
             best = (score, float(h), kde)
     _, h, kde = best
-    nll = float(-kde.score_samples(te).mean())
+    held = va if split == "val" else te
+    nll = float(-kde.score_samples(held).mean())
     samples = torch.from_numpy(kde.sample(2000, random_state=seed)).float()
-    m = float(mmd2(samples, data["test"][:2000]))
+    m = float(mmd2(samples, data[split][:2000]))
     return {"method": "kde", "bandwidth": round(h, 4), "nll": nll, "mmd2": m}
 
 
@@ -288,7 +399,7 @@ def run_density(density: str, cfg: Config, methods, with_kde: bool = True) -> di
     }
     rows = []
     if with_kde:
-        rows.append(run_kde(data, cfg.seed))
+        rows.append(run_kde(data, cfg.seed, cfg.eval_split))
         print(f"[{density}] kde: {rows[-1]}", flush=True)
     for method in methods:
         rows.append(run_method(method, density, copy.deepcopy(cfg), data))
@@ -321,7 +432,7 @@ def render(results: list[dict], cfg: Config, elapsed: float, previous=None, reru
     ]
     for res in results:
         rows = res["rows"]
-        kde = next(r for r in rows if r["method"] == "kde")
+        kde = next((r for r in rows if r["method"] == "kde"), {"nll": float("nan")})
         ours = [r for r in rows if r["method"] not in ("kde", "torchebm_pcd") and "nll" in r]
         best = min(ours, key=lambda r: r["nll"]) if ours else None
         lines += [
@@ -391,6 +502,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write the markdown table here")
     p.add_argument("--json", default=None, help="write raw results here")
     p.add_argument("--set", nargs="*", default=[], help="Config overrides key=value")
+    p.add_argument("--no-kde", action="store_true", help="skip the KDE row (for sweeps)")
     p.add_argument(
         "--replace-from",
         default=None,
@@ -413,10 +525,14 @@ def main(argv=None) -> int:
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             results = pool.starmap(
                 run_density,
-                [(d, cfg, args.methods, not args.replace_from) for d in args.densities],
+                [
+                    (d, cfg, args.methods, not (args.replace_from or args.no_kde))
+                    for d in args.densities
+                ],
             )
     else:
-        results = [run_density(d, cfg, args.methods, not args.replace_from) for d in args.densities]
+        with_kde = not (args.replace_from or args.no_kde)
+        results = [run_density(d, cfg, args.methods, with_kde) for d in args.densities]
     previous = None
     if args.replace_from:
         with open(args.replace_from) as f:
