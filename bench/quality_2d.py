@@ -1,6 +1,7 @@
 """Quality of the training losses on 2-D densities: held-out NLL (exact, grid log Z) and MMD.
 
-Every method trains the same energy network (MLPEnergy 2-128-128-1, SiLU, same initial weights)
+Every method trains an MLPEnergy 2-128-128-1 (SiLU, same initial seed; NCE and denoising SM put
+random Fourier features in front of it, ``Config.method_net``, picked on validation data)
 with the same optimiser (Adam, lr 1e-3 with a cosine decay over the budget), batch size and
 *budget* (seconds of CPU time of this process, single-threaded: a wall-clock budget measured
 with ``time.process_time`` so that other load on a shared machine does not eat it). After the
@@ -15,7 +16,11 @@ size, chain steps, energy regulariser, optimiser and budget (when ``torchebm`` i
 
 Usage:
     PYTHONPATH=. python bench/quality_2d.py --budget 30 --densities two_moons eight_gaussians
-    PYTHONPATH=. python bench/quality_2d.py --budget 60 --out bench/results/quality_2d.md
+    PYTHONPATH=. python bench/quality_2d.py --budget 20 --jobs 2 --seeds 0 1 2 \
+        --out table.md --json bench/results/quality_2d_seeds.json --plot densities.png
+    # choosing settings: the same on validation data, e.g.
+    PYTHONPATH=. python bench/quality_2d.py --budget 20 --methods nce --set eval_split=val \
+        'method_net={"nce": {"fourier_features": 64, "fourier_scale": 0.25}}'
 
 Each (density, method) run is independent; ``--jobs`` runs densities in parallel processes.
 """
@@ -71,8 +76,8 @@ class Config:
     n_val: int = 2_000
     n_test: int = 5_000
     langevin_step: float = 0.01  # eps in x' = x - eps grad E + sqrt(2 eps) z
-    chain_steps: int = 20  # k for PCD / CD-k / TorchEBM
-    buffer_size: int = 10_000
+    chain_steps: int = 5  # k for PCD / CD-k / TorchEBM
+    buffer_size: int = 1_000
     l2_reg: float = 0.01
     noise_box: float = 4.5  # PCD restarts: uniform on [-b, b]^2 when pcd_restart == "uniform"
     pcd_restart: str = "data"  # our PCD restarts a chain from a training point ("data") or noise
@@ -86,11 +91,19 @@ class Config:
     # per-method overrides, e.g. method_lr={"nce": 0.003},
     # method_net={"nce": {"hidden": [128, 128], "fourier_features": 64, "fourier_scale": 0.3}}
     method_lr: dict = field(default_factory=dict)
-    method_net: dict = field(default_factory=dict)
+    method_net: dict = field(
+        default_factory=lambda: {
+            # picked on validation data (bench/results/quality_2d.md): Fourier features help the
+            # methods trained on points off the data (NCE's noise, DSM's perturbed points);
+            # sliced SM, CD-k (and our PCD, kept equal to TorchEBM's network) do better without
+            "nce": {"fourier_features": 128, "fourier_scale": 0.25},
+            "denoising_sm": {"fourier_features": 64, "fourier_scale": 0.125},
+        }
+    )
     method_batch: dict = field(default_factory=dict)
     eval_split: str = "test"  # "val" for choosing settings (never "test" while tuning)
-    eqm_step: float = 0.02  # gradient-descent step for EqM samples
-    eqm_steps: int = 300
+    eqm_step: float = 0.002  # gradient-descent step for EqM samples
+    eqm_steps: int = 250
     seed: int = 0
 
 
@@ -319,7 +332,9 @@ def evaluate_energy(net, test: torch.Tensor, g: torch.Generator) -> dict:
     nll = float(e.mean() + grid.log_z)
     samples = _grid_samples(grid.log_density + 0.0, grid.axes, 2000, g).float()
     m = float(mmd2(samples, test[:2000]))
-    return {"nll": nll, "mmd2": m, "edge_mass": float(grid.edge_mass)}
+    dens = grid.log_density.exp().float()
+    dens = torch.nn.functional.avg_pool2d(dens[None, None], 2)[0, 0]  # 150^2 for the figure
+    return {"nll": nll, "mmd2": m, "edge_mass": float(grid.edge_mass), "_density": dens.numpy()}
 
 
 def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
@@ -371,7 +386,7 @@ def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
     return out
 
 
-def run_kde(data: dict, seed: int, split: str = "test") -> dict:
+def run_kde(data: dict, seed: int, split: str = "test", with_density: bool = False) -> dict:
     """Gaussian KDE with the bandwidth that maximises the validation log-likelihood."""
     from sklearn.neighbors import KernelDensity
 
@@ -387,7 +402,14 @@ def run_kde(data: dict, seed: int, split: str = "test") -> dict:
     nll = float(-kde.score_samples(held).mean())
     samples = torch.from_numpy(kde.sample(2000, random_state=seed)).float()
     m = float(mmd2(samples, data[split][:2000]))
-    return {"method": "kde", "bandwidth": round(h, 4), "nll": nll, "mmd2": m}
+    out = {"method": "kde", "bandwidth": round(h, 4), "nll": nll, "mmd2": m}
+    if with_density:  # cell averages on the 150^2 figure grid (centres of 2x2 blocks of 300^2)
+        c = np.linspace(-BOX, BOX, RESOLUTION // 2 + 1)
+        c = (c[1:] + c[:-1]) / 2
+        xx, yy = np.meshgrid(c, c, indexing="ij")
+        pts = np.stack([xx.ravel(), yy.ravel()], -1)
+        out["_density"] = np.exp(kde.score_samples(pts)).reshape(xx.shape).astype(np.float32)
+    return out
 
 
 def run_density(density: str, cfg: Config, methods, with_kde: bool = True) -> dict:
@@ -399,12 +421,17 @@ def run_density(density: str, cfg: Config, methods, with_kde: bool = True) -> di
     }
     rows = []
     if with_kde:
-        rows.append(run_kde(data, cfg.seed, cfg.eval_split))
-        print(f"[{density}] kde: {rows[-1]}", flush=True)
+        rows.append(run_kde(data, cfg.seed, cfg.eval_split, with_density=cfg.seed == 0))
+        print(f"[{density}] kde: {_public(rows[-1])}", flush=True)
     for method in methods:
         rows.append(run_method(method, density, copy.deepcopy(cfg), data))
-        print(f"[{density}] {method}: {rows[-1]}", flush=True)
-    return {"density": density, "rows": rows}
+        print(f"[{density}] {method}: {_public(rows[-1])}", flush=True)
+    return {"density": density, "seed": cfg.seed, "rows": rows, "_data": data[cfg.eval_split]}
+
+
+def _public(row: dict) -> dict:
+    """A result row without the private (non-JSON) entries."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 def _fmt(v, spec=".3f"):
@@ -493,6 +520,149 @@ def render(results: list[dict], cfg: Config, elapsed: float, previous=None, reru
     return "\n".join(lines)
 
 
+def _strip(results: list[dict]) -> list[dict]:
+    return [
+        {
+            **{k: v for k, v in res.items() if not k.startswith("_")},
+            "rows": [_public(r) for r in res["rows"]],
+        }
+        for res in results
+    ]
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def render_seeds(results: list[dict], cfg: Config, elapsed: float, seeds) -> str:
+    """One table per density: mean ± sd (over seeds) of the held-out NLL and MMD^2 of each method."""
+    split = cfg.eval_split
+    lines = [
+        f"Seeds {', '.join(map(str, seeds))}; held-out split: {split}; budget {cfg.budget:g} CPU s "
+        f"per method; total run time {elapsed / 60:.1f} min.",
+        "",
+        "Settings: "
+        + ", ".join(
+            f"{k}={v}" for k, v in asdict(cfg).items() if k not in ("budget", "seed", "eval_split")
+        )
+        + ".",
+        "",
+    ]
+    densities = list(dict.fromkeys(r["density"] for r in results))
+    summary = []
+    for d in densities:
+        per = [r for r in results if r["density"] == d]
+        methods = list(dict.fromkeys(row["method"] for r in per for row in r["rows"]))
+        table = {}
+        for m in methods:
+            rows = [row for r in per for row in r["rows"] if row["method"] == m]
+            table[m] = rows
+        kde_nll = _stats([r["nll"] for r in table["kde"]])[0] if "kde" in table else float("nan")
+        lines += [
+            f"### {d}",
+            "",
+            f"| method | {split} NLL (mean ± sd) | − KDE | per seed | MMD² ×1e3 (mean, range) | "
+            "updates | note |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        means = {}
+        for m, rows in table.items():
+            nlls = [r.get("nll", float("nan")) for r in rows]
+            mu, sd = _stats(nlls)
+            means[m] = mu
+            mm = [1e3 * r["mmd2"] for r in rows if r.get("mmd2") is not None]
+            mm_s = f"{np.mean(mm):.2f} ({min(mm):.2f}–{max(mm):.2f})" if mm else "-"
+            iters = [r["iters"] for r in rows if "iters" in r]
+            note = "; ".join(sorted({r["error"] for r in rows if "error" in r}))
+            if m == "kde":
+                note = f"bandwidth {rows[0]['bandwidth']}"
+            if any("mmd2_sampler" in r for r in rows):
+                ms = [1e3 * r["mmd2_sampler"] for r in rows if "mmd2_sampler" in r]
+                note = f"MMD² ×1e3 of descent samples {np.mean(ms):.2f}"
+            lines.append(
+                f"| {m} | {_fmt(mu)} ± {_fmt(sd)} | {_fmt(mu - kde_nll, '+.3f')} | "
+                f"{' / '.join(_fmt(v) for v in nlls)} | {mm_s} | "
+                f"{int(np.mean(iters)) if iters else '-'} | {note} |"
+            )
+        ours = {m: v for m, v in means.items() if m not in ("kde", "torchebm_pcd")}
+        verdict = []
+        if ours:
+            best = min(ours, key=ours.get)
+            gap = ours[best] - kde_nll
+            verdict.append(
+                f"best of ours: {best} ({gap:+.3f} nats vs KDE: "
+                f"{'within 0.1' if gap <= 0.1 else 'NOT within 0.1'})"
+            )
+            summary.append((d, best, gap))
+        if "pcd" in table and "torchebm_pcd" in table:
+            wins = sum(
+                a["nll"] < b["nll"]
+                for a, b in zip(table["pcd"], table["torchebm_pcd"], strict=True)
+            )
+            verdict.append(
+                f"our PCD vs TorchEBM PCD: {means['pcd']:.3f} vs {means['torchebm_pcd']:.3f} "
+                f"(ours lower on {wins}/{len(table['pcd'])} seeds)"
+            )
+        lines += ["", "; ".join(verdict), ""]
+    return "\n".join(lines)
+
+
+def plot_densities(results: list[dict], path: str) -> None:
+    """Heat maps of each method's grid-normalised density (rows: densities), data on the left."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(row["method"] for r in results for row in r["rows"]))
+    fig, axes = plt.subplots(
+        len(results), len(methods) + 1, figsize=(1.9 * (len(methods) + 1), 1.9 * len(results))
+    )
+    axes = np.atleast_2d(axes)
+    ext = (-BOX, BOX, -BOX, BOX)
+    for i, res in enumerate(results):
+        x = res["_data"].numpy()
+        ax = axes[i, 0]
+        ax.hist2d(x[:, 0], x[:, 1], bins=150, range=[[-BOX, BOX], [-BOX, BOX]], cmap="viridis")
+        ax.set_ylabel(res["density"], fontsize=8)
+        if i == 0:
+            ax.set_title("held-out data", fontsize=8)
+        by = {row["method"]: row for row in res["rows"]}
+        vmax = None
+        if "kde" in by and "_density" in by["kde"]:
+            vmax = float(np.quantile(by["kde"]["_density"], 0.999))
+        for j, m in enumerate(methods):
+            ax = axes[i, j + 1]
+            row = by.get(m, {})
+            if "_density" in row:
+                ax.imshow(
+                    row["_density"].T,
+                    origin="lower",
+                    extent=ext,
+                    cmap="viridis",
+                    vmin=0,
+                    vmax=vmax,
+                )
+            if i == 0:
+                ax.set_title(m, fontsize=8)
+            if "nll" in row:
+                ax.text(
+                    0.03,
+                    0.03,
+                    f"{row['nll']:.3f}",
+                    color="w",
+                    fontsize=7,
+                    transform=ax.transAxes,
+                )
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=Config.budget)
@@ -503,6 +673,14 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="write raw results here")
     p.add_argument("--set", nargs="*", default=[], help="Config overrides key=value")
     p.add_argument("--no-kde", action="store_true", help="skip the KDE row (for sweeps)")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="run every (density, seed) and report mean ± sd over the seeds (overrides seed=)",
+    )
+    p.add_argument("--plot", default=None, help="PNG of the learned densities (first seed)")
     p.add_argument(
         "--replace-from",
         default=None,
@@ -519,6 +697,34 @@ def main(argv=None) -> int:
     if bad:
         p.error(f"unknown methods {bad}; choose from {METHODS}")
     t0 = time.perf_counter()
+    if args.seeds is not None:
+        if args.replace_from:
+            p.error("--seeds and --replace-from do not combine")
+        tasks = []
+        for seed in args.seeds:
+            c = copy.deepcopy(cfg)
+            c.seed = seed
+            tasks += [(d, c, args.methods, not args.no_kde) for d in args.densities]
+        if args.jobs > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(args.jobs) as pool:
+                results = pool.starmap(run_density, tasks, chunksize=1)
+        else:
+            results = [run_density(*t) for t in tasks]
+        elapsed = time.perf_counter() - t0
+        text = render_seeds(results, cfg, elapsed, args.seeds)
+        print(text)
+        if args.plot:
+            plot_densities([r for r in results if r["seed"] == args.seeds[0]], args.plot)
+        if args.out:
+            os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"config": asdict(cfg), "results": _strip(results)}, f, indent=1)
+        return 0
     if args.jobs > 1:
         import multiprocessing as mp
 
@@ -551,13 +757,15 @@ def main(argv=None) -> int:
         results = merged
     text = render(results, cfg, time.perf_counter() - t0, previous, args.methods)
     print(text)
+    if args.plot:
+        plot_densities(results, args.plot)
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
             f.write(text + "\n")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": asdict(cfg), "results": results}, f, indent=1)
+            json.dump({"config": asdict(cfg), "results": _strip(results)}, f, indent=1)
     return 0
 
 
