@@ -83,9 +83,11 @@ class Config:
     pcd_restart: str = "data"  # our PCD restarts a chain from a training point ("data") or noise
     dsm_sigma: float = 0.1
     nce_scale: float = 1.5  # NCE noise: Gaussian fit to the data, std inflated by this
-    nce_noise: str = "gauss"  # "gauss" (above), "gmm" (mixture fitted to train) or "box"
+    # "gauss" (above), "gauss_box" (that + nce_broad uniform on the evaluated box),
+    # "gmm" (mixture fitted to train + nce_broad broad Gaussian) or "box" (uniform on the data's box)
+    nce_noise: str = "gauss"
     nce_components: int = 16  # GMM components; 0: pick K in {4, 8, 16, 32, 64} on validation
-    nce_broad: float = 0.05  # weight of a broad component (data Gaussian x2) in gmm/box noise
+    nce_broad: float = 0.05  # weight of the broad component in gmm / box / gauss_box noise
     nce_ratio: int = 1  # noise samples per data point
     ssm_projections: int = 1
     # per-method overrides, e.g. method_lr={"nce": 0.003},
@@ -174,19 +176,16 @@ def _gmm_noise(train: torch.Tensor, val: torch.Tensor, cfg: Config):
     return dist, k
 
 
-class _BoxPlusGaussian(torch.distributions.Distribution):
-    """(1 - w) Uniform(bounding box of the data, 5% margin) + w N(data mean, (2 x data std)^2)."""
+class _UniformPlusGaussian(torch.distributions.Distribution):
+    """Mixture (1 - w) Uniform([lo, hi]) + w N(mean, cov) of 2-D points (a user-made noise)."""
 
     arg_constraints: ClassVar[dict] = {}
     support = torch.distributions.constraints.real_vector
 
-    def __init__(self, train: torch.Tensor, w: float):
-        lo, hi = train.min(0).values.float(), train.max(0).values.float()
-        pad = 0.05 * (hi - lo)
-        self.lo, self.hi, self.w = lo - pad, hi + pad, float(w)
-        mean, cov = _broad_gaussian(train, 2.0)
+    def __init__(self, lo, hi, mean, cov, w: float):
+        self.lo, self.hi, self.w = lo.float(), hi.float(), float(w)
         self.gauss = torch.distributions.MultivariateNormal(mean.float(), cov.float())
-        super().__init__(event_shape=torch.Size([train.shape[1]]), validate_args=False)
+        super().__init__(event_shape=torch.Size([lo.shape[0]]), validate_args=False)
 
     @property
     def mean(self):
@@ -207,6 +206,21 @@ class _BoxPlusGaussian(torch.distributions.Distribution):
         return torch.logaddexp(
             math.log1p(-self.w) + log_box, math.log(self.w) + self.gauss.log_prob(x)
         )
+
+
+def _box_noise(train: torch.Tensor, w: float) -> _UniformPlusGaussian:
+    """(1 - w) Uniform(bounding box of the data, 5% margin) + w N(data mean, (2 x data std)^2)."""
+    lo, hi = train.min(0).values, train.max(0).values
+    pad = 0.05 * (hi - lo)
+    mean, cov = _broad_gaussian(train, 2.0)
+    return _UniformPlusGaussian(lo - pad, hi + pad, mean, cov, w)
+
+
+def _gauss_box_noise(train: torch.Tensor, scale: float, w: float) -> _UniformPlusGaussian:
+    """(1 - w) N(data mean, (scale x data std)^2) + w Uniform([-6, 6]^2), the evaluated box."""
+    mean, cov = _broad_gaussian(train, scale)
+    lo = torch.full((train.shape[1],), -BOX)
+    return _UniformPlusGaussian(lo, -lo, mean, cov, 1 - w)
 
 
 def _torchebm_step(net: MLPEnergy, cfg: Config, g: torch.Generator):
@@ -289,9 +303,13 @@ def _method_step(
         elif cfg.nce_noise == "gmm":
             noise, _ = _gmm_noise(train, train if val is None else val, cfg)
         elif cfg.nce_noise == "box":
-            noise = _BoxPlusGaussian(train, cfg.nce_broad)
+            noise = _box_noise(train, cfg.nce_broad)
+        elif cfg.nce_noise == "gauss_box":
+            noise = _gauss_box_noise(train, cfg.nce_scale, cfg.nce_broad)
         else:
-            raise ValueError(f"nce_noise must be gauss, gmm or box, got {cfg.nce_noise!r}")
+            raise ValueError(
+                f"nce_noise must be gauss, gauss_box, gmm or box, got {cfg.nce_noise!r}"
+            )
         log_z = torch.nn.Parameter(torch.zeros(()))
 
         def nce_loss(x):
