@@ -85,7 +85,7 @@ class Config:
     nce_scale: float = 1.5  # NCE noise: Gaussian fit to the data, std inflated by this
     # "gauss" (above), "gauss_box" (that + nce_broad uniform on the evaluated box),
     # "gmm" (mixture fitted to train + nce_broad broad Gaussian) or "box" (uniform on the data's box)
-    nce_noise: str = "gauss"
+    nce_noise: str = "gauss_box"
     nce_components: int = 16  # GMM components; 0: pick K in {4, 8, 16, 32, 64} on validation
     nce_broad: float = 0.05  # weight of the broad component in gmm / box / gauss_box noise
     nce_ratio: int = 1  # noise samples per data point

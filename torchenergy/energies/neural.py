@@ -11,9 +11,8 @@ Models*, NeurIPS 2019; T. Miyato et al., *Spectral Normalization for GANs*, ICLR
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
