@@ -1,6 +1,7 @@
 """Quality of the training losses on 2-D densities: held-out NLL (exact, grid log Z) and MMD.
 
-Every method trains the same energy network (MLPEnergy 2-128-128-1, SiLU, same initial weights)
+Every method trains an MLPEnergy 2-128-128-1 (SiLU, same initial seed; NCE and denoising SM put
+random Fourier features in front of it, ``Config.method_net``, picked on validation data)
 with the same optimiser (Adam, lr 1e-3 with a cosine decay over the budget), batch size and
 *budget* (seconds of CPU time of this process, single-threaded: a wall-clock budget measured
 with ``time.process_time`` so that other load on a shared machine does not eat it). After the
@@ -15,7 +16,11 @@ size, chain steps, energy regulariser, optimiser and budget (when ``torchebm`` i
 
 Usage:
     PYTHONPATH=. python bench/quality_2d.py --budget 30 --densities two_moons eight_gaussians
-    PYTHONPATH=. python bench/quality_2d.py --budget 60 --out bench/results/quality_2d.md
+    PYTHONPATH=. python bench/quality_2d.py --budget 20 --jobs 2 --seeds 0 1 2 \
+        --out table.md --json bench/results/quality_2d_seeds.json --plot densities.png
+    # choosing settings: the same on validation data, e.g.
+    PYTHONPATH=. python bench/quality_2d.py --budget 20 --methods nce --set eval_split=val \
+        'method_net={"nce": {"fourier_features": 64, "fourier_scale": 0.25}}'
 
 Each (density, method) run is independent; ``--jobs`` runs densities in parallel processes.
 """
@@ -30,7 +35,8 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -70,20 +76,42 @@ class Config:
     n_val: int = 2_000
     n_test: int = 5_000
     langevin_step: float = 0.01  # eps in x' = x - eps grad E + sqrt(2 eps) z
-    chain_steps: int = 20  # k for PCD / CD-k / TorchEBM
-    buffer_size: int = 10_000
+    chain_steps: int = 5  # k for PCD / CD-k / TorchEBM
+    buffer_size: int = 1_000
     l2_reg: float = 0.01
     noise_box: float = 4.5  # PCD restarts: uniform on [-b, b]^2 when pcd_restart == "uniform"
     pcd_restart: str = "data"  # our PCD restarts a chain from a training point ("data") or noise
     dsm_sigma: float = 0.1
     nce_scale: float = 1.5  # NCE noise: Gaussian fit to the data, std inflated by this
-    eqm_step: float = 0.02  # gradient-descent step for EqM samples
-    eqm_steps: int = 300
+    # "gauss" (above), "gauss_box" (that + nce_broad uniform on the evaluated box),
+    # "gmm" (mixture fitted to train + nce_broad broad Gaussian) or "box" (uniform on the data's box)
+    nce_noise: str = "gauss_box"
+    nce_components: int = 16  # GMM components; 0: pick K in {4, 8, 16, 32, 64} on validation
+    nce_broad: float = 0.05  # weight of the broad component in gmm / box / gauss_box noise
+    nce_ratio: int = 1  # noise samples per data point
+    ssm_projections: int = 1
+    # per-method overrides, e.g. method_lr={"nce": 0.003},
+    # method_net={"nce": {"hidden": [128, 128], "fourier_features": 64, "fourier_scale": 0.3}}
+    method_lr: dict = field(default_factory=dict)
+    method_net: dict = field(
+        default_factory=lambda: {
+            # picked on validation data (bench/results/quality_2d.md): Fourier features help the
+            # methods trained on points off the data (NCE's noise, DSM's perturbed points);
+            # sliced SM, CD-k (and our PCD, kept equal to TorchEBM's network) do better without
+            "nce": {"fourier_features": 128, "fourier_scale": 0.25},
+            "denoising_sm": {"fourier_features": 64, "fourier_scale": 0.125},
+        }
+    )
+    method_batch: dict = field(default_factory=dict)
+    eval_split: str = "test"  # "val" for choosing settings (never "test" while tuning)
+    eqm_step: float = 0.002  # gradient-descent step for EqM samples
+    eqm_steps: int = 250
     seed: int = 0
 
 
 def _lr_at(cfg: Config, frac: float, method: str = "") -> float:
     lr = cfg.pcd_lr if method == "pcd" else cfg.lr
+    lr = cfg.method_lr.get(method, lr)
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
@@ -103,9 +131,96 @@ def _data_restart(train: torch.Tensor):
     return noise
 
 
-def _make_net(cfg: Config) -> MLPEnergy:
+def _make_net(cfg: Config, method: str = "") -> MLPEnergy:
     torch.manual_seed(cfg.seed)  # the same initial weights for every method (script, not library)
-    return MLPEnergy(2, cfg.hidden, activation="silu")
+    kw = {"hidden": list(cfg.hidden), "activation": "silu"}
+    kw.update(cfg.method_net.get(method, {}))
+    hidden = kw.pop("hidden")
+    return MLPEnergy(2, tuple(hidden), **kw)
+
+
+def _broad_gaussian(train: torch.Tensor, scale: float):
+    mean = train.mean(0)
+    cov = torch.cov(train.T) * scale**2
+    return mean, cov
+
+
+def _gmm_noise(train: torch.Tensor, val: torch.Tensor, cfg: Config):
+    """A Gaussian mixture fitted to the training data, plus a broad component for coverage.
+
+    K = cfg.nce_components, or (0) the K in {4, ..., 64} whose mixture has the best validation
+    log-likelihood. Returns the distribution and the K used.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    ks = [cfg.nce_components] if cfg.nce_components > 0 else [4, 8, 16, 32, 64]
+    best = None
+    for k in ks:
+        gm = GaussianMixture(k, covariance_type="full", random_state=0, reg_covar=1e-4)
+        gm.fit(train.double().numpy())
+        score = gm.score(val.double().numpy()) if len(ks) > 1 else 0.0
+        if best is None or score > best[0]:
+            best = (score, k, gm)
+    _, k, gm = best
+    means = torch.as_tensor(gm.means_, dtype=torch.float32)
+    covs = torch.as_tensor(gm.covariances_, dtype=torch.float32)
+    w = torch.as_tensor(gm.weights_, dtype=torch.float32) * (1 - cfg.nce_broad)
+    bm, bc = _broad_gaussian(train, 2.0)
+    means = torch.cat([means, bm[None].float()])
+    covs = torch.cat([covs, bc[None].float()])
+    w = torch.cat([w, torch.tensor([cfg.nce_broad])])
+    dist = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(probs=w),
+        torch.distributions.MultivariateNormal(means, covariance_matrix=covs),
+    )
+    return dist, k
+
+
+class _UniformPlusGaussian(torch.distributions.Distribution):
+    """Mixture (1 - w) Uniform([lo, hi]) + w N(mean, cov) of 2-D points (a user-made noise)."""
+
+    arg_constraints: ClassVar[dict] = {}
+    support = torch.distributions.constraints.real_vector
+
+    def __init__(self, lo, hi, mean, cov, w: float):
+        self.lo, self.hi, self.w = lo.float(), hi.float(), float(w)
+        self.gauss = torch.distributions.MultivariateNormal(mean.float(), cov.float())
+        super().__init__(event_shape=torch.Size([lo.shape[0]]), validate_args=False)
+
+    @property
+    def mean(self):
+        return (1 - self.w) * (self.lo + self.hi) / 2 + self.w * self.gauss.mean
+
+    def sample(self, sample_shape=()):
+        n = int(torch.Size(sample_shape).numel())
+        u = self.lo + (self.hi - self.lo) * torch.rand(n, self.lo.shape[0])
+        pick = torch.rand(n) < self.w
+        out = torch.where(pick[:, None], self.gauss.sample((n,)), u)
+        return out.reshape(*sample_shape, -1)
+
+    def log_prob(self, x):
+        inside = ((x >= self.lo) & (x <= self.hi)).all(-1)
+        log_box = torch.where(
+            inside, -torch.log(self.hi - self.lo).sum(), torch.tensor(-float("inf"))
+        )
+        return torch.logaddexp(
+            math.log1p(-self.w) + log_box, math.log(self.w) + self.gauss.log_prob(x)
+        )
+
+
+def _box_noise(train: torch.Tensor, w: float) -> _UniformPlusGaussian:
+    """(1 - w) Uniform(bounding box of the data, 5% margin) + w N(data mean, (2 x data std)^2)."""
+    lo, hi = train.min(0).values, train.max(0).values
+    pad = 0.05 * (hi - lo)
+    mean, cov = _broad_gaussian(train, 2.0)
+    return _UniformPlusGaussian(lo - pad, hi + pad, mean, cov, w)
+
+
+def _gauss_box_noise(train: torch.Tensor, scale: float, w: float) -> _UniformPlusGaussian:
+    """(1 - w) N(data mean, (scale x data std)^2) + w Uniform([-6, 6]^2), the evaluated box."""
+    mean, cov = _broad_gaussian(train, scale)
+    lo = torch.full((train.shape[1],), -BOX)
+    return _UniformPlusGaussian(lo, -lo, mean, cov, 1 - w)
 
 
 def _torchebm_step(net: MLPEnergy, cfg: Config, g: torch.Generator):
@@ -141,7 +256,14 @@ def _torchebm_step(net: MLPEnergy, cfg: Config, g: torch.Generator):
     return step, []
 
 
-def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, g: torch.Generator):
+def _method_step(
+    method: str,
+    net: MLPEnergy,
+    cfg: Config,
+    train: torch.Tensor,
+    g: torch.Generator,
+    val: torch.Tensor | None = None,
+):
     """A function batch -> loss, and the extra parameters to optimise."""
     if method in ("pcd", "cd_k"):
         sampler = Langevin(net, step_size=cfg.langevin_step)
@@ -168,19 +290,35 @@ def _method_step(method: str, net: MLPEnergy, cfg: Config, train: torch.Tensor, 
             lambda x: contrastive_divergence(net, x, make(x, generator=g), l2_reg=cfg.l2_reg).loss
         ), []
     if method == "sliced_sm":
-        return (lambda x: sliced_score_matching(net, x, generator=g).loss), []
+        n_proj = cfg.ssm_projections
+        return (lambda x: sliced_score_matching(net, x, n_projections=n_proj, generator=g).loss), []
     if method == "denoising_sm":
         return (
             lambda x: denoising_score_matching(net, x, sigma=cfg.dsm_sigma, generator=g).loss
         ), []
     if method == "nce":
-        mean = train.mean(0)
-        cov = torch.cov(train.T) * cfg.nce_scale**2
-        noise = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+        if cfg.nce_noise == "gauss":
+            mean, cov = _broad_gaussian(train, cfg.nce_scale)
+            noise = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+        elif cfg.nce_noise == "gmm":
+            noise, _ = _gmm_noise(train, train if val is None else val, cfg)
+        elif cfg.nce_noise == "box":
+            noise = _box_noise(train, cfg.nce_broad)
+        elif cfg.nce_noise == "gauss_box":
+            noise = _gauss_box_noise(train, cfg.nce_scale, cfg.nce_broad)
+        else:
+            raise ValueError(
+                f"nce_noise must be gauss, gauss_box, gmm or box, got {cfg.nce_noise!r}"
+            )
         log_z = torch.nn.Parameter(torch.zeros(()))
-        return (
-            lambda x: noise_contrastive_estimation(net, x, noise, log_z=log_z, generator=g).loss
-        ), [log_z]
+
+        def nce_loss(x):
+            n = x.shape[0] * cfg.nce_ratio
+            return noise_contrastive_estimation(
+                net, x, noise, log_z=log_z, n_noise=n, generator=g
+            ).loss
+
+        return nce_loss, [log_z]
     if method == "eqm":
         return (lambda x: equilibrium_matching(net, x, generator=g).loss), []
     if method == "torchebm_pcd":
@@ -212,26 +350,30 @@ def evaluate_energy(net, test: torch.Tensor, g: torch.Generator) -> dict:
     nll = float(e.mean() + grid.log_z)
     samples = _grid_samples(grid.log_density + 0.0, grid.axes, 2000, g).float()
     m = float(mmd2(samples, test[:2000]))
-    return {"nll": nll, "mmd2": m, "edge_mass": float(grid.edge_mass)}
+    dens = grid.log_density.exp().float()
+    dens = torch.nn.functional.avg_pool2d(dens[None, None], 2)[0, 0]  # 150^2 for the figure
+    return {"nll": nll, "mmd2": m, "edge_mass": float(grid.edge_mass), "_density": dens.numpy()}
 
 
 def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
     """Train one method for ``cfg.budget`` CPU seconds and evaluate it."""
     g = torch.Generator().manual_seed(cfg.seed + 1)
-    net = _make_net(cfg)
+    net = _make_net(cfg, method)
     train = data["train"]
+    batch = cfg.method_batch.get(method, cfg.batch)
+    # the clock starts before the set-up, so fitting a noise distribution counts in the budget
+    t0, w0 = time.process_time(), time.perf_counter()
     try:
-        step, extra = _method_step(method, net, cfg, train, g)
+        step, extra = _method_step(method, net, cfg, train, g, data["val"])
     except ImportError as err:
         return {"method": method, "error": f"cannot import: {err}"}
     opt = torch.optim.Adam([*net.parameters(), *extra], lr=_lr_at(cfg, 0.0, method))
-    t0, w0 = time.process_time(), time.perf_counter()
     iters, last_loss, error = 0, float("nan"), None
     try:
         while (used := time.process_time() - t0) < cfg.budget:
             for group in opt.param_groups:
                 group["lr"] = _lr_at(cfg, used / cfg.budget, method)
-            idx = torch.randint(train.shape[0], (cfg.batch,), generator=g)
+            idx = torch.randint(train.shape[0], (batch,), generator=g)
             loss = step(train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -248,20 +390,21 @@ def run_method(method: str, density: str, cfg: Config, data: dict) -> dict:
     if error is not None:
         out["error"] = error
     net.eval()
-    out.update(evaluate_energy(net, data["test"], torch.Generator().manual_seed(cfg.seed + 2)))
+    held_out = data[cfg.eval_split]
+    out.update(evaluate_energy(net, held_out, torch.Generator().manual_seed(cfg.seed + 2)))
     if method == "eqm":
         # EqM samples by descending the energy from the N(0, I) noise of its interpolant
         g2 = torch.Generator().manual_seed(cfg.seed + 3)
         x0 = torch.randn(2000, 2, generator=g2)
         try:
             xs = GradientDescent(net, cfg.eqm_step).sample(x0, cfg.eqm_steps)
-            out["mmd2_sampler"] = float(mmd2(xs, data["test"][:2000]))
+            out["mmd2_sampler"] = float(mmd2(xs, held_out[:2000]))
         except Exception as err:
             out["note"] = f"descent failed: {type(err).__name__}"
     return out
 
 
-def run_kde(data: dict, seed: int) -> dict:
+def run_kde(data: dict, seed: int, split: str = "test", with_density: bool = False) -> dict:
     """Gaussian KDE with the bandwidth that maximises the validation log-likelihood."""
     from sklearn.neighbors import KernelDensity
 
@@ -273,10 +416,18 @@ def run_kde(data: dict, seed: int) -> dict:
         if best is None or score > best[0]:
             best = (score, float(h), kde)
     _, h, kde = best
-    nll = float(-kde.score_samples(te).mean())
+    held = va if split == "val" else te
+    nll = float(-kde.score_samples(held).mean())
     samples = torch.from_numpy(kde.sample(2000, random_state=seed)).float()
-    m = float(mmd2(samples, data["test"][:2000]))
-    return {"method": "kde", "bandwidth": round(h, 4), "nll": nll, "mmd2": m}
+    m = float(mmd2(samples, data[split][:2000]))
+    out = {"method": "kde", "bandwidth": round(h, 4), "nll": nll, "mmd2": m}
+    if with_density:  # cell averages on the 150^2 figure grid (centres of 2x2 blocks of 300^2)
+        c = np.linspace(-BOX, BOX, RESOLUTION // 2 + 1)
+        c = (c[1:] + c[:-1]) / 2
+        xx, yy = np.meshgrid(c, c, indexing="ij")
+        pts = np.stack([xx.ravel(), yy.ravel()], -1)
+        out["_density"] = np.exp(kde.score_samples(pts)).reshape(xx.shape).astype(np.float32)
+    return out
 
 
 def run_density(density: str, cfg: Config, methods, with_kde: bool = True) -> dict:
@@ -288,12 +439,17 @@ def run_density(density: str, cfg: Config, methods, with_kde: bool = True) -> di
     }
     rows = []
     if with_kde:
-        rows.append(run_kde(data, cfg.seed))
-        print(f"[{density}] kde: {rows[-1]}", flush=True)
+        rows.append(run_kde(data, cfg.seed, cfg.eval_split, with_density=cfg.seed == 0))
+        print(f"[{density}] kde: {_public(rows[-1])}", flush=True)
     for method in methods:
         rows.append(run_method(method, density, copy.deepcopy(cfg), data))
-        print(f"[{density}] {method}: {rows[-1]}", flush=True)
-    return {"density": density, "rows": rows}
+        print(f"[{density}] {method}: {_public(rows[-1])}", flush=True)
+    return {"density": density, "seed": cfg.seed, "rows": rows, "_data": data[cfg.eval_split]}
+
+
+def _public(row: dict) -> dict:
+    """A result row without the private (non-JSON) entries."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 def _fmt(v, spec=".3f"):
@@ -321,7 +477,7 @@ def render(results: list[dict], cfg: Config, elapsed: float, previous=None, reru
     ]
     for res in results:
         rows = res["rows"]
-        kde = next(r for r in rows if r["method"] == "kde")
+        kde = next((r for r in rows if r["method"] == "kde"), {"nll": float("nan")})
         ours = [r for r in rows if r["method"] not in ("kde", "torchebm_pcd") and "nll" in r]
         best = min(ours, key=lambda r: r["nll"]) if ours else None
         lines += [
@@ -382,6 +538,149 @@ def render(results: list[dict], cfg: Config, elapsed: float, previous=None, reru
     return "\n".join(lines)
 
 
+def _strip(results: list[dict]) -> list[dict]:
+    return [
+        {
+            **{k: v for k, v in res.items() if not k.startswith("_")},
+            "rows": [_public(r) for r in res["rows"]],
+        }
+        for res in results
+    ]
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def render_seeds(results: list[dict], cfg: Config, elapsed: float, seeds) -> str:
+    """One table per density: mean ± sd (over seeds) of the held-out NLL and MMD^2 of each method."""
+    split = cfg.eval_split
+    lines = [
+        f"Seeds {', '.join(map(str, seeds))}; held-out split: {split}; budget {cfg.budget:g} CPU s "
+        f"per method; total run time {elapsed / 60:.1f} min.",
+        "",
+        "Settings: "
+        + ", ".join(
+            f"{k}={v}" for k, v in asdict(cfg).items() if k not in ("budget", "seed", "eval_split")
+        )
+        + ".",
+        "",
+    ]
+    densities = list(dict.fromkeys(r["density"] for r in results))
+    summary = []
+    for d in densities:
+        per = [r for r in results if r["density"] == d]
+        methods = list(dict.fromkeys(row["method"] for r in per for row in r["rows"]))
+        table = {}
+        for m in methods:
+            rows = [row for r in per for row in r["rows"] if row["method"] == m]
+            table[m] = rows
+        kde_nll = _stats([r["nll"] for r in table["kde"]])[0] if "kde" in table else float("nan")
+        lines += [
+            f"### {d}",
+            "",
+            f"| method | {split} NLL (mean ± sd) | − KDE | per seed | MMD² ×1e3 (mean, range) | "
+            "updates | note |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        means = {}
+        for m, rows in table.items():
+            nlls = [r.get("nll", float("nan")) for r in rows]
+            mu, sd = _stats(nlls)
+            means[m] = mu
+            mm = [1e3 * r["mmd2"] for r in rows if r.get("mmd2") is not None]
+            mm_s = f"{np.mean(mm):.2f} ({min(mm):.2f}–{max(mm):.2f})" if mm else "-"
+            iters = [r["iters"] for r in rows if "iters" in r]
+            note = "; ".join(sorted({r["error"] for r in rows if "error" in r}))
+            if m == "kde":
+                note = f"bandwidth {rows[0]['bandwidth']}"
+            if any("mmd2_sampler" in r for r in rows):
+                ms = [1e3 * r["mmd2_sampler"] for r in rows if "mmd2_sampler" in r]
+                note = f"MMD² ×1e3 of descent samples {np.mean(ms):.2f}"
+            lines.append(
+                f"| {m} | {_fmt(mu)} ± {_fmt(sd)} | {_fmt(mu - kde_nll, '+.3f')} | "
+                f"{' / '.join(_fmt(v) for v in nlls)} | {mm_s} | "
+                f"{int(np.mean(iters)) if iters else '-'} | {note} |"
+            )
+        ours = {m: v for m, v in means.items() if m not in ("kde", "torchebm_pcd")}
+        verdict = []
+        if ours:
+            best = min(ours, key=ours.get)
+            gap = ours[best] - kde_nll
+            verdict.append(
+                f"best of ours: {best} ({gap:+.3f} nats vs KDE: "
+                f"{'within 0.1' if gap <= 0.1 else 'NOT within 0.1'})"
+            )
+            summary.append((d, best, gap))
+        if "pcd" in table and "torchebm_pcd" in table:
+            wins = sum(
+                a["nll"] < b["nll"]
+                for a, b in zip(table["pcd"], table["torchebm_pcd"], strict=True)
+            )
+            verdict.append(
+                f"our PCD vs TorchEBM PCD: {means['pcd']:.3f} vs {means['torchebm_pcd']:.3f} "
+                f"(ours lower on {wins}/{len(table['pcd'])} seeds)"
+            )
+        lines += ["", "; ".join(verdict), ""]
+    return "\n".join(lines)
+
+
+def plot_densities(results: list[dict], path: str) -> None:
+    """Heat maps of each method's grid-normalised density (rows: densities), data on the left."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(row["method"] for r in results for row in r["rows"]))
+    fig, axes = plt.subplots(
+        len(results), len(methods) + 1, figsize=(1.9 * (len(methods) + 1), 1.9 * len(results))
+    )
+    axes = np.atleast_2d(axes)
+    ext = (-BOX, BOX, -BOX, BOX)
+    for i, res in enumerate(results):
+        x = res["_data"].numpy()
+        ax = axes[i, 0]
+        ax.hist2d(x[:, 0], x[:, 1], bins=150, range=[[-BOX, BOX], [-BOX, BOX]], cmap="viridis")
+        ax.set_ylabel(res["density"], fontsize=8)
+        if i == 0:
+            ax.set_title("held-out data", fontsize=8)
+        by = {row["method"]: row for row in res["rows"]}
+        vmax = None
+        if "kde" in by and "_density" in by["kde"]:
+            vmax = float(np.quantile(by["kde"]["_density"], 0.999))
+        for j, m in enumerate(methods):
+            ax = axes[i, j + 1]
+            row = by.get(m, {})
+            if "_density" in row:
+                ax.imshow(
+                    row["_density"].T,
+                    origin="lower",
+                    extent=ext,
+                    cmap="viridis",
+                    vmin=0,
+                    vmax=vmax,
+                )
+            if i == 0:
+                ax.set_title(m, fontsize=8)
+            if "nll" in row:
+                ax.text(
+                    0.03,
+                    0.03,
+                    f"{row['nll']:.3f}",
+                    color="w",
+                    fontsize=7,
+                    transform=ax.transAxes,
+                )
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=Config.budget)
@@ -391,6 +690,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write the markdown table here")
     p.add_argument("--json", default=None, help="write raw results here")
     p.add_argument("--set", nargs="*", default=[], help="Config overrides key=value")
+    p.add_argument("--no-kde", action="store_true", help="skip the KDE row (for sweeps)")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="run every (density, seed) and report mean ± sd over the seeds (overrides seed=)",
+    )
+    p.add_argument("--plot", default=None, help="PNG of the learned densities (first seed)")
     p.add_argument(
         "--replace-from",
         default=None,
@@ -407,16 +715,48 @@ def main(argv=None) -> int:
     if bad:
         p.error(f"unknown methods {bad}; choose from {METHODS}")
     t0 = time.perf_counter()
+    if args.seeds is not None:
+        if args.replace_from:
+            p.error("--seeds and --replace-from do not combine")
+        tasks = []
+        for seed in args.seeds:
+            c = copy.deepcopy(cfg)
+            c.seed = seed
+            tasks += [(d, c, args.methods, not args.no_kde) for d in args.densities]
+        if args.jobs > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(args.jobs) as pool:
+                results = pool.starmap(run_density, tasks, chunksize=1)
+        else:
+            results = [run_density(*t) for t in tasks]
+        elapsed = time.perf_counter() - t0
+        text = render_seeds(results, cfg, elapsed, args.seeds)
+        print(text)
+        if args.plot:
+            plot_densities([r for r in results if r["seed"] == args.seeds[0]], args.plot)
+        if args.out:
+            os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"config": asdict(cfg), "results": _strip(results)}, f, indent=1)
+        return 0
     if args.jobs > 1:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(args.jobs) as pool:
             results = pool.starmap(
                 run_density,
-                [(d, cfg, args.methods, not args.replace_from) for d in args.densities],
+                [
+                    (d, cfg, args.methods, not (args.replace_from or args.no_kde))
+                    for d in args.densities
+                ],
             )
     else:
-        results = [run_density(d, cfg, args.methods, not args.replace_from) for d in args.densities]
+        with_kde = not (args.replace_from or args.no_kde)
+        results = [run_density(d, cfg, args.methods, with_kde) for d in args.densities]
     previous = None
     if args.replace_from:
         with open(args.replace_from) as f:
@@ -435,13 +775,15 @@ def main(argv=None) -> int:
         results = merged
     text = render(results, cfg, time.perf_counter() - t0, previous, args.methods)
     print(text)
+    if args.plot:
+        plot_densities(results, args.plot)
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
             f.write(text + "\n")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": asdict(cfg), "results": results}, f, indent=1)
+            json.dump({"config": asdict(cfg), "results": _strip(results)}, f, indent=1)
     return 0
 
 

@@ -95,3 +95,52 @@ def test_conv_energy_shapes_gradient_and_errors():
         ConvEnergy(1, activation="nope")
     with pytest.raises(ValueError, match="hidden_channels"):
         ConvEnergy(1, ())
+
+
+def test_mlp_fourier_features_shapes_gradient_and_state():
+    from torchenergy.energies.neural import FourierFeatures
+
+    torch.manual_seed(0)
+    e = MLPEnergy(2, (16,), fourier_features=8, fourier_scale=0.5).double()
+    assert isinstance(e.net[0], FourierFeatures) and e.net[1].in_features == 16
+    x = torch.randn(5, 2, dtype=D64)
+    v, g = energy_and_grad(e, x)
+    assert v.shape == (5,) and g.shape == (5, 2)
+    torch.testing.assert_close(g, _fd_grad(e, x), rtol=1e-6, atol=1e-7)
+    # the frequencies are a fixed buffer: saved and restored, never trained
+    names = [n for n, _ in e.named_parameters()]
+    assert not any(n.startswith("net.0") for n in names)
+    assert "net.0.B" in e.state_dict()
+    e2 = MLPEnergy(2, (16,), fourier_features=8, fourier_scale=0.5).double()
+    e2.load_state_dict(e.state_dict())
+    torch.testing.assert_close(e2(x), e(x))
+    # the features themselves: sin/cos of 2 pi x B, so each pair has unit norm
+    f = e.net[0](x)
+    assert f.shape == (5, 16)
+    torch.testing.assert_close(f[:, :8] ** 2 + f[:, 8:] ** 2, torch.ones(5, 8, dtype=D64))
+
+
+def test_mlp_default_has_no_fourier_features_and_same_init():
+    from torchenergy.energies.neural import FourierFeatures
+
+    torch.manual_seed(3)
+    a = MLPEnergy(2, (8, 8))
+    torch.manual_seed(3)
+    b = MLPEnergy(2, (8, 8), fourier_features=0)
+    assert not any(isinstance(m, FourierFeatures) for m in a.modules())
+    for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert na == nb and torch.equal(pa, pb)
+    assert a.net[0].in_features == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"fourier_features": -1},
+        {"fourier_features": 1.5},
+        {"fourier_features": 4, "fourier_scale": 0.0},
+    ],
+)
+def test_mlp_fourier_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        MLPEnergy(2, (8,), **kwargs)

@@ -11,15 +11,16 @@ Models*, NeurIPS 2019; T. Miyato et al., *Spectral Normalization for GANs*, ICLR
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
-import torch  # noqa: F401  (used by the doctests)
+import torch
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive_int, check_tensor
 from torchenergy.energies.base import Energy
 
-__all__ = ["ACTIVATIONS", "ConvEnergy", "MLPEnergy", "make_activation"]
+__all__ = ["ACTIVATIONS", "ConvEnergy", "FourierFeatures", "MLPEnergy", "make_activation"]
 
 #: Activation names accepted by the neural energies. Smooth ones (silu, softplus, elu, gelu,
 #: tanh) give continuous input gradients, which gradient-based samplers prefer.
@@ -61,6 +62,54 @@ def _maybe_sn(layer: nn.Module, enabled: bool) -> nn.Module:
     return layer
 
 
+class FourierFeatures(nn.Module):
+    """Random Fourier features ``[sin(2 pi x B), cos(2 pi x B)]`` with a fixed Gaussian ``B``.
+
+    ``B`` has shape ``(in_features, n_features)`` with entries ``N(0, scale^2)``, drawn once at
+    construction (from ``generator``, or the global stream like ``nn.Linear``'s initialisation) and
+    stored as a buffer (saved in the state dict, never trained). An MLP on these features can
+    represent sharp edges and fine detail of a low-dimensional density much more easily than one
+    on the raw coordinates (Tancik et al., 2020); ``scale`` sets the finest frequency, in cycles
+    per unit of ``x``.
+
+    Shapes: x (C, in_features) -> (C, 2 * n_features).
+
+    Reference: M. Tancik et al., *Fourier Features Let Networks Learn High Frequency Functions in
+    Low Dimensional Domains*, NeurIPS 2020.
+
+    Example:
+        >>> f = FourierFeatures(2, 8, scale=0.5)
+        >>> f(torch.zeros(3, 2)).shape
+        torch.Size([3, 16])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_features: int,
+        scale: float = 1.0,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int("in_features", in_features)
+        check_positive_int("n_features", n_features)
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        b = torch.randn(in_features, n_features, generator=generator) * float(scale)
+        self.register_buffer("B", b)
+        self.in_features = in_features
+        self.n_features = n_features
+        self.scale = float(scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = (2 * math.pi) * (x @ self.B.to(x.dtype))
+        return torch.cat([torch.sin(z), torch.cos(z)], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, n_features={self.n_features}, scale={self.scale}"
+
+
 class MLPEnergy(Energy):
     """Multi-layer perceptron energy ``E(x) = MLP(flatten(x))`` with a scalar output.
 
@@ -75,6 +124,10 @@ class MLPEnergy(Energy):
         hidden_features: widths of the hidden layers (may be empty: a linear energy).
         activation: one of :data:`ACTIVATIONS` (default ``"silu"``).
         spectral_norm: wrap every linear layer in spectral normalisation.
+        fourier_features: if positive, the input first goes through
+            :class:`FourierFeatures` with this many random frequencies (``2 *
+            fourier_features`` inputs to the first linear layer); 0 (default) uses the raw input.
+        fourier_scale: standard deviation of the random frequencies (cycles per unit of x).
 
     Raises:
         ValueError: unknown activation (lists the choices), non-positive sizes, or an input whose
@@ -92,13 +145,22 @@ class MLPEnergy(Energy):
         hidden_features: Sequence[int] = (128, 128),
         activation: str = "silu",
         spectral_norm: bool = False,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
     ) -> None:
         super().__init__()
         check_positive_int("in_features", in_features)
         hidden = _int_tuple("hidden_features", hidden_features)
         make_activation(activation)  # validate before building
+        if isinstance(fourier_features, bool) or not isinstance(fourier_features, int):
+            raise ValueError(f"fourier_features must be an int >= 0, got {fourier_features!r}")
+        if fourier_features < 0:
+            raise ValueError(f"fourier_features must be >= 0, got {fourier_features}")
         layers: list[nn.Module] = []
         prev = in_features
+        if fourier_features > 0:
+            layers.append(FourierFeatures(in_features, fourier_features, fourier_scale))
+            prev = 2 * fourier_features
         for width in hidden:
             layers += [
                 _maybe_sn(nn.Linear(prev, width), spectral_norm),
@@ -111,6 +173,7 @@ class MLPEnergy(Energy):
         self.hidden_features = hidden
         self.activation = activation
         self.spectral_norm = bool(spectral_norm)
+        self.fourier_features = fourier_features
 
     def forward(self, x: Tensor) -> Tensor:
         """Energies (C, *D) -> (C,)."""
