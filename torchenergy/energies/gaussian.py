@@ -105,7 +105,7 @@ class GaussianEnergy(Energy):
             mean_k, p_k, half_k = self._grouped(k, mean, prec)
             diff = x.view(c // k, k * d) - mean_k
             grad = diff @ p_k
-            energy = ((diff * grad) @ half_k).view(c)
+            energy = (diff.mul_(grad) @ half_k).view(c)  # diff is not needed after this
             if math.isfinite(energy.sum().item()):  # CPU only: no device sync
                 return energy, grad.view(c, d)
         diff = x - mean

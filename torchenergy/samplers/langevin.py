@@ -89,9 +89,8 @@ def langevin_proposal(
         x_new = x - eps * grad
     else:
         x_new = torch.add(x, grad, alpha=-eps)
-    x_new = (
-        torch.addcmul(x_new, noise, z) if isinstance(noise, Tensor) else x_new.add(z, alpha=noise)
-    )
+    # x_new is a fresh tensor here: update it in place (one allocation fewer per step)
+    x_new = x_new.addcmul_(noise, z) if isinstance(noise, Tensor) else x_new.add_(z, alpha=noise)
     if clamp is not None:
         x_new = _clamp(x_new, clamp)
     return x_new
