@@ -134,6 +134,13 @@ def run_case(methods: dict[str, Callable[[], object]], repeats: int) -> dict[str
     return times
 
 
+def _paired(num: list[float], den: list[float], what: str) -> str:
+    """Median [quartiles] of the per-round ratios ``num[i] / den[i]``."""
+    r = sorted(a / b for a, b in zip(num, den))
+    q = statistics.quantiles(r, n=4) if len(r) >= 2 else [r[0], r[0], r[0]]
+    return f"{statistics.median(r):.3f}{what} [{q[0]:.3f}, {q[2]:.3f}]"
+
+
 def _compiled_loop(sampler, x0: Tensor, n: int, seed: int):
     """A loop over ``torch.compile(sampler.step)``; returns (runner, compile_seconds)."""
     step = torch.compile(sampler.step, dynamic=False)
@@ -323,7 +330,8 @@ def main(argv: list[str] | None = None) -> str:
         "# Sampler speed: torchenergy vs raw PyTorch vs TorchEBM",
         "",
         f"torch {torch.__version__}, {args.threads} threads, float32, {platform.processor() or platform.machine()}, "
-        f"load average before: {os.getloadavg()[0]:.1f}; min of {args.repeats} interleaved repeats.",
+        f"load average before: {os.getloadavg()[0]:.1f}; min of {args.repeats} interleaved repeats "
+        "(the summary adds the median [quartiles] of per-round paired ratios).",
         f"TorchEBM: {'0.8.9 imported' if TORCHEBM_ERROR is None else 'unavailable: ' + TORCHEBM_ERROR}",
         "",
         "| case | method | time (ms) | median (ms) | vs raw | vs torchebm |",
@@ -359,6 +367,13 @@ def main(argv: list[str] | None = None) -> str:
         note = f"{case['title']}: torchenergy {ours / raw_t:.3f}x raw"
         if ebm_t:
             note += f", {ebm_t / ours:.2f}x faster than TorchEBM"
+        # per-round ratios (methods run back to back within a round): robust to the machine's
+        # slow and fast phases, which bias a ratio of minima taken in different rounds
+        note += "; paired median " + _paired(times[case["ours"]], times[case["raw"]], "x raw")
+        if ebm_t:
+            note += ", " + _paired(
+                times[case["ebm"]], times[case["ours"]], "x faster than TorchEBM"
+            )
         if compile_note:
             note += f"; {compile_note}"
             if "torchenergy torch.compile(step) loop" in best:
