@@ -148,7 +148,8 @@ def write_table(args, out, results, timing, n_train, n_test):
         lines += [
             "",
             f"scikit-learn with float32 input: {timing['sklearn_float32']:.1f} s/epoch (ratio to our "
-            f"PCD {timing['sklearn_float32'] / timing['pcd']:.2f}). scikit-learn's own score_samples "
+            f"PCD {timing['sklearn_float32'] / timing.get('pcd', float('nan')):.2f}). "
+            "scikit-learn's own score_samples "
             f"(one random pixel × 784) on the same rows: "
             f"{sk[0].get('sklearn_score_samples', float('nan')) if sk else float('nan'):.2f}.",
         ]

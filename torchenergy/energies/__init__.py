@@ -17,13 +17,14 @@ from torchenergy.energies.composition import (
     SumEnergy,
     TemperedEnergy,
 )
-from torchenergy.energies.neural import ConvEnergy, MLPEnergy
+from torchenergy.energies.neural import ConvEnergy, FourierFeatures, MLPEnergy
 
 __all__ = [
     "AckleyEnergy",
     "ConvEnergy",
     "DoubleWellEnergy",
     "Energy",
+    "FourierFeatures",
     "GaussianEnergy",
     "GaussianMixtureEnergy",
     "HardConstraint",
