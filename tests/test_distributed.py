@@ -131,3 +131,22 @@ def test_single_process_helpers_are_no_ops():
     assert rank_seed(5) == 5 and str(rank_path("a/b.pt")) == "a/b.pt"
     with pytest.raises(RuntimeError, match="process group"):
         Trainer(net, torch.optim.SGD(net.parameters(), lr=0.1), lambda b: b, distributed=True)
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_a_one_rank_group_trains_like_no_group(tmp_path):
+    """``torchrun --nproc-per-node 1``: distributed=True is accepted and changes nothing."""
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        nets = []
+        for distributed in (True, False):
+            net = _model(seed=0)
+            opt = torch.optim.Adam(net.parameters(), lr=0.05)
+            Trainer(net, opt, _step_fn(net), distributed=distributed).fit(_batches(), max_epochs=1)
+            nets.append(net)
+    finally:
+        dist.destroy_process_group()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

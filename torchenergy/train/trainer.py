@@ -45,7 +45,7 @@ from torchenergy.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from torchenergy.train.distributed import all_reduce_gradients, is_distributed, rank, rank_path
+from torchenergy.train.distributed import all_reduce_gradients, rank, rank_path
 from torchenergy.train.ema import EMA
 
 __all__ = ["Trainer", "scalar_logs"]
@@ -122,10 +122,12 @@ class Trainer:
         config: Mapping[str, Any] | None = None,
         distributed: bool = False,
     ) -> None:
-        if distributed and not is_distributed():
+        if distributed and not (
+            torch.distributed.is_available() and torch.distributed.is_initialized()
+        ):
             raise RuntimeError(
-                "distributed=True needs an initialised torch.distributed process group with more "
-                "than one rank (torch.distributed.init_process_group, e.g. under torchrun)"
+                "distributed=True needs an initialised torch.distributed process group "
+                "(torch.distributed.init_process_group, e.g. under torchrun)"
             )
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
