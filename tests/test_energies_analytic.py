@@ -345,7 +345,7 @@ def test_gaussian_grouped_cpu_layout_matches_the_row_by_row_formula():
     the plain formula's values; a non-finite chain does not spill NaN into its neighbours; an
     in-place edit of the mean is seen; odd C and large D take the plain path."""
     torch.manual_seed(0)
-    for c, d in ((10000, 2), (96, 3), (7, 2), (64, 12)):
+    for c, d in ((10000, 2), (96, 3), (64, 1), (64, 8), (7, 2), (64, 12)):
         a = torch.randn(d, d, dtype=torch.float64)
         g = GaussianEnergy(torch.randn(d, dtype=torch.float64), a @ a.T + d * torch.eye(d))
         x = torch.randn(c, d, dtype=torch.float64)

@@ -102,19 +102,24 @@ class GaussianEnergy(Energy):
             # entry of one chain to the k - 1 chains beside it (0 · inf = NaN), so a result that
             # is not all finite is recomputed row by row below
             c, d = x.shape
-            mean_k, p_k, half_k = self._grouped(k, mean, prec)
+            mean_k, p_k = self._grouped(k, mean, prec)
             diff = x.view(c // k, k * d) - mean_k
             grad = diff @ p_k
-            energy = (diff.mul_(grad) @ half_k).view(c)  # diff is not needed after this
+            # ½ Σ_j diff_j grad_j by adding the D strided columns (cheaper than a GEMM here)
+            terms = diff.mul_(grad).view(c, d)  # diff is not needed after this
+            energy = terms[:, 0] + terms[:, 1] if d > 1 else terms[:, 0].clone()
+            for j in range(2, d):
+                energy.add_(terms[:, j])
+            energy.mul_(0.5)
             if math.isfinite(energy.sum().item()):  # CPU only: no device sync
                 return energy, grad.view(c, d)
         diff = x - mean
         grad = diff @ prec
         return 0.5 * row_sum(diff * grad), grad
 
-    def _grouped(self, k: int, mean: Tensor, prec: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """μ repeated k times (kD,), ``I_k ⊗ P`` (kD, kD) and ``I_k ⊗ ½·1_D`` (kD, k), cached
-        per (k, dtype) and the buffers' identity and version (an in-place edit refreshes it)."""
+    def _grouped(self, k: int, mean: Tensor, prec: Tensor) -> tuple[Tensor, Tensor]:
+        """μ repeated k times (kD,) and ``I_k ⊗ P`` (kD, kD), cached per (k, dtype) and the
+        buffers' identity and version (an in-place edit refreshes it)."""
         key = (
             k,
             prec.dtype,
@@ -126,10 +131,9 @@ class GaussianEnergy(Energy):
         cached = self._grouped_cache
         if cached is None or cached[0] != key:
             eye = torch.eye(k, dtype=prec.dtype, device=prec.device)
-            half = torch.full((self.dim, 1), 0.5, dtype=prec.dtype, device=prec.device)
-            cached = (key, mean.repeat(k), torch.kron(eye, prec), torch.kron(eye, half))
+            cached = (key, mean.repeat(k), torch.kron(eye, prec))
             self._grouped_cache = cached
-        return cached[1], cached[2], cached[3]
+        return cached[1], cached[2]
 
     def log_partition(self) -> Tensor:
         """``log Z = (D/2) log 2π + Σ_i log L_ii`` (L the Cholesky factor), a 0-dim tensor."""
