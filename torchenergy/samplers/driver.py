@@ -1,7 +1,9 @@
 """The one driver every sampler runs through: burn-in, thinning, tracing, statistics, progress.
 
-Statistics stay tensors during the run (no host synchronisation per step); divergence of an
-unadjusted kernel is checked once at the end and reported, never returned as silent NaNs.
+Statistics stay tensors during the run (no host synchronisation per step). Unadjusted kernels
+that offer ``step_unchecked`` run in blocks with one finiteness check (one host sync) per block,
+and a failed block is replayed with ``step``; divergence is reported at the end of the run,
+never returned as silent NaNs.
 """
 
 from __future__ import annotations

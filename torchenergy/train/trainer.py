@@ -81,6 +81,13 @@ def _loss_of(out: Any) -> Tensor:
     return loss
 
 
+def _nonfinite_loss(loss: Tensor, where: str) -> FloatingPointError:
+    return FloatingPointError(
+        f"loss is {float(loss.detach())} {where}; lower the learning rate or the sampler step "
+        "size, add l2_reg, or clip gradients (grad_clip)"
+    )
+
+
 class Trainer:
     """Run ``step_fn`` over data with an optimiser; callbacks, clipping, EMA, checkpoints.
 
@@ -184,10 +191,7 @@ class Trainer:
             out = self.step_fn(batch)
             loss = _loss_of(out)
             if not bool(torch.isfinite(loss.detach())):
-                raise FloatingPointError(
-                    f"loss is {float(loss.detach())} at step {self.step + 1}; lower the learning "
-                    "rate or the sampler step size, add l2_reg, or clip gradients (grad_clip)"
-                )
+                raise _nonfinite_loss(loss, f"at step {self.step + 1}")
             loss.backward()
         logs = {"step": float(self.step + 1), **scalar_logs(out)}
         if self.distributed:
@@ -221,11 +225,7 @@ class Trainer:
             if bool(torch.isfinite(loss.detach())):
                 loss.backward()
             else:
-                error = FloatingPointError(
-                    f"loss is {float(loss.detach())} on rank {rank()} at step {self.step + 1}; "
-                    "lower the learning rate or the sampler step size, add l2_reg, or clip "
-                    "gradients (grad_clip)"
-                )
+                error = _nonfinite_loss(loss, f"on rank {rank()} at step {self.step + 1}")
         except Exception as exc:  # re-raised after the collective
             error = exc
         signal = torch.tensor(float("nan")) if error is not None else _loss_of(out).detach()
