@@ -144,3 +144,74 @@ def test_mlp_default_has_no_fourier_features_and_same_init():
 def test_mlp_fourier_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         MLPEnergy(2, (8,), **kwargs)
+
+
+def _autograd_energy_and_grad(e, x):
+    """The reference: autograd through the module's forward (the base class's path)."""
+    from torchenergy.energies.base import Energy
+
+    return Energy.energy_and_grad(e, x)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("hidden", [(), (7,), (16, 8, 5)])
+def test_mlp_closed_form_gradient_equals_autograd(activation, hidden):
+    torch.manual_seed(3)
+    e = MLPEnergy(6, hidden, activation=activation).double()
+    x = torch.randn(9, 2, 3, dtype=D64)  # an event shape (2, 3), flattened to 6
+    x[0, 0, 0] = 0.0  # relu kinks: z exactly 0 can only come from a zero input row, below
+    v, g = e.energy_and_grad(x)
+    v_ref, g_ref = _autograd_energy_and_grad(e, x)
+    assert v.shape == (9,) and g.shape == (9, 2, 3) and g.dtype == D64
+    torch.testing.assert_close(v, v_ref, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-13)
+    # ReLU at an exact kink: autograd's convention (derivative 0 at z = 0) is kept
+    if activation == "relu" and hidden:
+        first = e.net[0]
+        with torch.no_grad():
+            first.bias.zero_()
+        z = torch.zeros(2, 6, dtype=D64)
+        torch.testing.assert_close(e.energy_and_grad(z)[1], _autograd_energy_and_grad(e, z)[1])
+
+
+def test_mlp_closed_form_gradient_fourier_and_spectral_norm():
+    torch.manual_seed(4)
+    e = MLPEnergy(3, (12, 12), fourier_features=5, fourier_scale=0.7).double()
+    x = torch.randn(11, 3, dtype=D64)
+    v, g = e.energy_and_grad(x)
+    v_ref, g_ref = _autograd_energy_and_grad(e, x)
+    torch.testing.assert_close(v, v_ref, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-13)
+    # spectral norm in eval mode: the normalised weights are read, as in forward
+    sn = MLPEnergy(4, (10,), spectral_norm=True).double()
+    xs = torch.randn(6, 4, dtype=D64)
+    for _ in range(5):
+        sn(xs)
+    sn.eval()
+    torch.testing.assert_close(sn.energy_and_grad(xs)[1], _autograd_energy_and_grad(sn, xs)[1])
+    # in training mode each evaluation runs one power iteration, exactly as forward does
+    a = MLPEnergy(4, (10,), spectral_norm=True).double()
+    b = MLPEnergy(4, (10,), spectral_norm=True).double()
+    b.load_state_dict(a.state_dict())
+    for _ in range(3):
+        ga = a.energy_and_grad(xs)[1]
+        gb = _autograd_energy_and_grad(b, xs)[1]
+        torch.testing.assert_close(ga, gb, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(a.state_dict(), b.state_dict())
+
+
+def test_mlp_closed_form_builds_no_graph_and_falls_back():
+    e = MLPEnergy(3, (8,))
+    x = torch.randn(5, 3, requires_grad=True)
+    v, g = energy_and_grad(e, x)
+    assert not v.requires_grad and not g.requires_grad
+    assert all(p.grad is None for p in e.parameters()) and x.grad is None
+    # losses differentiate through the gradient: create_graph uses autograd and keeps the graph
+    v2, g2 = energy_and_grad(e, x, create_graph=True)
+    assert g2.requires_grad
+    torch.testing.assert_close(g2.detach(), g)
+    # an unknown module in the network: the autograd path is used, same result
+    e.net[1] = torch.nn.Hardswish()
+    torch.testing.assert_close(e.energy_and_grad(x)[1], _autograd_energy_and_grad(e, x)[1])
+    with pytest.raises(ValueError, match=r"MLPEnergy expects x of shape \(C, 3\)"):
+        e.energy_and_grad(torch.randn(5, 4))

@@ -1,8 +1,9 @@
 """Neural energies: an MLP for vectors and a small convolutional net for images.
 
 Both are :class:`~torchenergy.energies.base.Energy` modules mapping ``(C, *D) -> (C,)`` with a
-scalar output head; their input gradients come from :func:`~torchenergy.energies.energy_and_grad`
-(autograd). Optional spectral normalisation (Miyato et al., 2018) bounds each layer's Lipschitz
+scalar output head. :class:`MLPEnergy` has a closed-form input gradient (one forward pass and a
+hand-written backward pass through its layers, no autograd graph), which the samplers use through
+:func:`~torchenergy.energies.energy_and_grad`; the convolutional energy uses autograd. Optional spectral normalisation (Miyato et al., 2018) bounds each layer's Lipschitz
 constant, which keeps the energy landscape smooth during training (Du & Mordatch, 2019).
 
 References: Y. Du and I. Mordatch, *Implicit Generation and Generalization in Energy-Based
@@ -47,6 +48,75 @@ def make_activation(name: str) -> nn.Module:
     if key not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[key]()
+
+
+def _act_backward(act: nn.Module, g: Tensor, z: Tensor, a: Tensor) -> Tensor | None:
+    """``g · act'(z)`` for the activation module ``act`` (input ``z``, output ``a``), with the
+    same ATen kernels autograd uses; None for a module this function does not know."""
+    ops = torch.ops.aten
+    if isinstance(act, nn.SiLU):
+        return ops.silu_backward(g, z)
+    if isinstance(act, nn.Softplus):
+        return ops.softplus_backward(g, z, act.beta, act.threshold)
+    if isinstance(act, nn.ELU):
+        return ops.elu_backward(g, act.alpha, 1.0, 1.0, False, z)
+    if isinstance(act, nn.GELU):
+        return ops.gelu_backward(g, z, approximate=act.approximate)
+    if isinstance(act, nn.Tanh):
+        return ops.tanh_backward(g, a)
+    if isinstance(act, nn.Sigmoid):
+        return ops.sigmoid_backward(g, a)
+    if isinstance(act, nn.ReLU):
+        return ops.threshold_backward(g, a, 0)
+    if isinstance(act, nn.LeakyReLU):
+        return ops.leaky_relu_backward(g, z, act.negative_slope, False)
+    return None
+
+
+_KNOWN_ACTS = (nn.SiLU, nn.Softplus, nn.ELU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.ReLU, nn.LeakyReLU)
+
+
+def _mlp_energy_and_grad(net: nn.Sequential, flat: Tensor) -> tuple[Tensor, Tensor] | None:
+    """Energy (C,) and input gradient (C, F) of ``net`` (Linear / FourierFeatures / activation
+    modules ending in a Linear to one output) at ``flat`` (C, F), by a forward pass that keeps
+    what the backward pass needs and a hand-written backward pass; no autograd graph is built.
+    None when ``net`` holds a module this path does not know (the caller falls back to autograd).
+    Each (possibly spectrally normalised) weight is read once, as the forward pass does."""
+    mods = list(net)
+    if not mods or not isinstance(mods[-1], nn.Linear) or mods[-1].out_features != 1:
+        return None
+    tape: list[tuple[nn.Module, Tensor, Tensor]] = []
+    h = flat
+    for m in mods:
+        if isinstance(m, nn.Linear):
+            w = m.weight
+            tape.append((m, w, h))
+            h = nn.functional.linear(h, w, m.bias)
+        elif isinstance(m, FourierFeatures):
+            z = (2 * math.pi) * (h @ m.B.to(h.dtype))
+            tape.append((m, m.B, z))
+            h = torch.cat([torch.sin(z), torch.cos(z)], dim=-1)
+        elif isinstance(m, _KNOWN_ACTS):
+            tape.append((m, h, h := m(h)))
+        else:
+            return None
+    energy = h.squeeze(-1)
+    g: Tensor | None = None  # dE/dh of the current module's output; None: the head's ones
+    for m, a, b in reversed(tape):
+        if isinstance(m, nn.Linear):  # a = weight (out, in), b = the layer's input
+            if g is None:
+                g = a.expand(flat.shape[0], a.shape[1])
+            elif a.shape[1] <= 8:  # a narrow output: a column-major weight is much faster
+                g = g @ a.t().contiguous().t()
+            else:
+                g = g @ a
+        elif isinstance(m, FourierFeatures):  # a = B, b = z = 2π h B
+            n = m.n_features
+            dz = g[:, :n] * torch.cos(b) - g[:, n:] * torch.sin(b)
+            g = (2 * math.pi) * (dz @ a.to(dz.dtype).t())
+        else:  # activation: a = its input, b = its output
+            g = _act_backward(m, g, a, b)  # type: ignore[arg-type]
+    return energy, g  # type: ignore[return-value]
 
 
 def _int_tuple(name: str, values: Sequence[int] | int) -> tuple[int, ...]:
@@ -175,8 +245,7 @@ class MLPEnergy(Energy):
         self.spectral_norm = bool(spectral_norm)
         self.fourier_features = fourier_features
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Energies (C, *D) -> (C,)."""
+    def _flat(self, x: Tensor) -> Tensor:
         check_tensor("x", x, min_dim=2, floating=True)
         flat = x.reshape(x.shape[0], -1)
         if flat.shape[1] != self.in_features:
@@ -184,7 +253,29 @@ class MLPEnergy(Energy):
                 f"MLPEnergy expects x of shape (C, {self.in_features}) or (C, *D) with "
                 f"prod(D) = {self.in_features}, got shape {tuple(x.shape)}"
             )
-        return self.net(flat).squeeze(-1)
+        return flat
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Energies (C, *D) -> (C,)."""
+        return self.net(self._flat(x)).squeeze(-1)
+
+    def energy_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(E(x), grad_x E(x))``, shapes (C,) and (C, *D), detached, in closed form.
+
+        One forward pass that keeps each layer's input, then the chain rule by hand: the head's
+        weight, each activation's derivative (the ATen kernels autograd itself uses) and a
+        product with each weight, down to ``x``. No autograd graph is built, so this is cheaper
+        than ``torch.autograd.grad`` (about 1.4x for a 2-128-128-1 net on 1,024 chains) and
+        equal to it up to rounding; parameter ``.grad`` fields are never touched. A network
+        whose modules were replaced by unknown ones falls back to autograd. Losses that
+        differentiate through the gradient use autograd (``energy_and_grad(..., create_graph=True)``).
+        """
+        flat = self._flat(x)
+        with torch.no_grad():
+            out = _mlp_energy_and_grad(self.net, flat)
+        if out is None:
+            return super().energy_and_grad(x)
+        return out[0], out[1].reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"spectral_norm={self.spectral_norm}"
