@@ -207,7 +207,7 @@ def test_mlp_closed_form_builds_no_graph_and_falls_back():
     assert not v.requires_grad and not g.requires_grad
     assert all(p.grad is None for p in e.parameters()) and x.grad is None
     # losses differentiate through the gradient: create_graph uses autograd and keeps the graph
-    v2, g2 = energy_and_grad(e, x, create_graph=True)
+    _, g2 = energy_and_grad(e, x, create_graph=True)
     assert g2.requires_grad
     torch.testing.assert_close(g2.detach(), g)
     # an unknown module in the network: the autograd path is used, same result
