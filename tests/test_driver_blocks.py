@@ -108,6 +108,35 @@ def test_block_mode_catches_a_transient_infinite_energy():
     assert bool(res.diverged.any())
 
 
+class _NaNGradPastOne:
+    """E = ½‖x‖² with NaN read as 0, so the energy is finite everywhere, even at a NaN point;
+    the gradient is NaN where x₀ > 1. Only the gradient (and then x) can go non-finite."""
+
+    def energy_and_grad(self, x):
+        g = x.clone()
+        g[x[:, 0] > 1.0] = float("nan")
+        return self(x), g
+
+    def __call__(self, x):
+        return quad(torch.nan_to_num(x, nan=0.0))
+
+
+def test_block_mode_catches_a_gradient_only_nan_without_a_clamp():
+    """Without a box the driver checks the energy after every step and x, ∇E only at the end of
+    a block: a NaN gradient makes the next x NaN for good, so the block's end check sees it even
+    though every energy is finite, and the replay gives exactly the step-by-step run (the same
+    held chains, the same first steps)."""
+    s = Langevin(_NaNGradPastOne(), 0.05)
+    assert s.finite_fields == ("energy",) and s.finite_fields_at_end == ("x", "grad")
+    x0 = 0.3 * torch.randn(64, 2, dtype=F64, generator=torch.Generator().manual_seed(2))
+    with pytest.warns(RuntimeWarning, match="chains diverged"):
+        res, ref = _run_both(s, x0, 100, seed=4)
+    _assert_same(res, ref, 100)
+    first = ref[2][res.diverged]  # first steps of the held chains: in the first and later blocks
+    assert 0 < first.numel() < 64 and int(first.min()) < 32 < int(first.max())
+    assert bool(torch.isfinite(res.x).all())
+
+
 def test_block_mode_spurious_overflow_replays_without_divergence(monkeypatch):
     """Finite energies whose sum overflows trigger a replay that finds nothing: same result, no
     divergence, and the run goes back to the fast path (fewer ``step`` calls than steps)."""

@@ -80,13 +80,33 @@ class GaussianEnergy(Energy):
         self.register_buffer("precision", (0.5 * (prec + prec.mT)).contiguous())
         self.dim = d
         self.event_shape = (d,)
-        self._grouped_cache: tuple | None = None
+        self._params_cache: tuple | None = None
 
-    def _params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return (
-            self.mean.to(dtype=x.dtype, device=x.device),
-            self.precision.to(dtype=x.dtype, device=x.device),
+    def _params(self, x: Tensor, k: int = 1) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """μ and P cast to ``x``'s dtype/device, and for ``k > 1`` the grouped μ repeated k
+        times (kD,) and ``I_k ⊗ P`` (kD, kD). Cached per (k, dtype, device) and the buffers'
+        identity and version, so an in-place edit of ``mean`` or ``precision`` refreshes it."""
+        mean, prec = self.mean, self.precision
+        key = (
+            k,
+            x.dtype,
+            x.device,
+            mean.data_ptr(),
+            mean._version,
+            prec.data_ptr(),
+            prec._version,
         )
+        cached = self._params_cache
+        if cached is None or cached[0] != key:
+            mean = mean.to(dtype=x.dtype, device=x.device)
+            prec = prec.to(dtype=x.dtype, device=x.device)
+            mean_k = p_k = None
+            if k > 1:
+                mean_k = mean.repeat(k)
+                p_k = torch.kron(torch.eye(k, dtype=prec.dtype, device=prec.device), prec)
+            cached = (key, mean, prec, mean_k, p_k)
+            self._params_cache = cached
+        return cached[1], cached[2], cached[3], cached[4]
 
     def forward(self, x: Tensor) -> Tensor:
         """Energies ``½ (x − μ)ᵀ Σ⁻¹ (x − μ)``: (C, D) -> (C,)."""
@@ -95,45 +115,30 @@ class GaussianEnergy(Energy):
     def energy_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(E(x), Σ⁻¹ (x − μ))``, shapes (C,) and (C, D); closed form."""
         check_vector_input(x, self.dim, "GaussianEnergy")
-        mean, prec = self._params(x)
         k = row_groups(x)
+        mean, prec, mean_k, p_k = self._params(x, k)
         if k > 1:
             # grouped layout (see ``row_groups``); its zero blocks would spread a non-finite
             # entry of one chain to the k - 1 chains beside it (0 · inf = NaN), so a result that
             # is not all finite is recomputed row by row below
             c, d = x.shape
-            mean_k, p_k = self._grouped(k, mean, prec)
             diff = x.view(c // k, k * d) - mean_k
             grad = diff @ p_k
-            # ½ Σ_j diff_j grad_j by adding the D strided columns (cheaper than a GEMM here)
+            # ½ Σ_j diff_j grad_j by adding the D strided columns (cheaper than a GEMM here);
+            # for D = 2 one lerp, t0 + ½ (t1 − t0), is the whole half-sum
             terms = diff.mul_(grad).view(c, d)  # diff is not needed after this
-            energy = terms[:, 0] + terms[:, 1] if d > 1 else terms[:, 0].clone()
-            for j in range(2, d):
-                energy.add_(terms[:, j])
-            energy.mul_(0.5)
+            if d == 2:
+                energy = torch.lerp(terms[:, 0], terms[:, 1], 0.5)
+            else:
+                energy = terms[:, 0] + terms[:, 1] if d > 1 else terms[:, 0].clone()
+                for j in range(2, d):
+                    energy.add_(terms[:, j])
+                energy.mul_(0.5)
             if math.isfinite(energy.sum().item()):  # CPU only: no device sync
                 return energy, grad.view(c, d)
         diff = x - mean
         grad = diff @ prec
         return 0.5 * row_sum(diff * grad), grad
-
-    def _grouped(self, k: int, mean: Tensor, prec: Tensor) -> tuple[Tensor, Tensor]:
-        """μ repeated k times (kD,) and ``I_k ⊗ P`` (kD, kD), cached per (k, dtype) and the
-        buffers' identity and version (an in-place edit refreshes it)."""
-        key = (
-            k,
-            prec.dtype,
-            self.mean.data_ptr(),
-            self.mean._version,
-            self.precision.data_ptr(),
-            self.precision._version,
-        )
-        cached = self._grouped_cache
-        if cached is None or cached[0] != key:
-            eye = torch.eye(k, dtype=prec.dtype, device=prec.device)
-            cached = (key, mean.repeat(k), torch.kron(eye, prec))
-            self._grouped_cache = cached
-        return cached[1], cached[2]
 
     def log_partition(self) -> Tensor:
         """``log Z = (D/2) log 2π + Σ_i log L_ii`` (L the Cholesky factor), a 0-dim tensor."""

@@ -9,6 +9,7 @@ never returned as silent NaNs.
 from __future__ import annotations
 
 import warnings
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import torch
@@ -175,13 +176,18 @@ def run_chain(
 
     # Unadjusted kernels that offer ``step_unchecked`` (the same move without the per-chain hold)
     # run in blocks: the block's steps skip the hold and the per-step bookkeeping, and one host
-    # sync at the end of the block tests the finiteness of every ``finite_fields`` sum. A block
+    # sync at the end of the block tests the finiteness of every ``finite_fields`` sum (and of the
+    # ``finite_fields_at_end`` sums of the block's last state: fields in which a non-finite value
+    # can't become finite again, so a last-state check sees every earlier one). A block
     # with a non-finite sum is replayed with ``step`` from its saved state and random-stream
     # state, so the result is the same as stepping with ``step`` throughout; after a replay that
     # finds diverged chains the rest of the run uses ``step`` (the held chains would fail every
     # block again).
     unchecked = getattr(sampler, "step_unchecked", None) if not adjusted else None
     fields: tuple[str, ...] = tuple(getattr(sampler, "finite_fields", ()))
+    # fields whose non-finite values persist (a kernel says which): checked once, at block end
+    end_fields: tuple[str, ...] = tuple(getattr(sampler, "finite_fields_at_end", ()))
+    per_step = attrgetter(*fields) if fields else None
     rng = _replay_generator(generator, device) if (unchecked is not None and fields) else None
     bar = _Progress(total, progress)
     t = 0
@@ -196,8 +202,12 @@ def run_chain(
         sums: list[Tensor] = []
         for i in range(k):
             state = unchecked(state, generator=generator)
-            sums.extend(getattr(state, f).sum() for f in fields)
+            if len(fields) == 1:
+                sums.append(per_step(state).sum())
+            else:
+                sums.extend(v.sum() for v in per_step(state))
             record(t + i)
+        sums.extend(getattr(state, f).sum() for f in end_fields)
         if not bool(torch.isfinite(torch.stack(sums).sum())):
             state = saved_state
             rng.set_state(saved_rng)

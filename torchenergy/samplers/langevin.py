@@ -10,7 +10,9 @@ with step size ε and noise scale s (s = 1 targets ``exp(−E)`` as ε → 0). P
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import torch
@@ -130,7 +132,6 @@ class Langevin(Sampler):
     """
 
     adjusted: ClassVar[bool] = False
-    finite_fields: ClassVar[tuple[str, ...]] = ("energy", "grad")
     energy_fn: EnergyFn
     step_size: StepSize
     noise_scale: StepSize = 1.0
@@ -160,17 +161,54 @@ class Langevin(Sampler):
         """The move of :meth:`step` without holding chains whose energy or gradient is not
         finite (they come back non-finite). The driver uses it between its block checks of
         ``finite_fields``; call :meth:`step` unless you check finiteness yourself."""
-        x_new = langevin_proposal(
-            state.x,
-            state.grad,
-            self.step_size,
-            self.noise_scale,
-            grad_clip=self.grad_clip,
-            clamp=self.clamp,
-            generator=generator,
-        )
+        x = state.x
+        if self._plain:  # float ε and s, no clipping, no box: the move in three kernels
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x_new = torch.add(x, state.grad, alpha=-self.step_size)
+            x_new.add_(z, alpha=self._noise)
+        else:
+            x_new = langevin_proposal(
+                x,
+                state.grad,
+                self.step_size,
+                self.noise_scale,
+                grad_clip=self.grad_clip,
+                clamp=self.clamp,
+                generator=generator,
+            )
         energy, grad = energy_and_grad(self.energy_fn, x_new)
         return GradState(x_new, energy, grad)
+
+    @property
+    def finite_fields(self) -> tuple[str, ...]:
+        """State fields the driver checks for finiteness after every step of a block.
+
+        Without a box a non-finite gradient makes the next ``x`` non-finite, and a non-finite
+        ``x`` stays so (``x − ε·g + noise`` keeps a NaN or inf; gradient clipping turns an
+        infinite gradient into NaN), so ``x`` and ``∇E`` need checking only at the block's end
+        (:attr:`finite_fields_at_end`); a clamp can bring an infinite point back into the box,
+        so with one the gradient is checked after every step."""
+        return ("energy",) if self.clamp is None else ("energy", "grad")
+
+    @property
+    def finite_fields_at_end(self) -> tuple[str, ...]:
+        """State fields the driver checks once, on the last state of a block."""
+        return ("x", "grad") if self.clamp is None else ()
+
+    @cached_property
+    def _plain(self) -> bool:
+        """Float step size and noise scale, no gradient clipping, no box."""
+        return (
+            not isinstance(self.step_size, Tensor)
+            and not isinstance(self.noise_scale, Tensor)
+            and self.grad_clip is None
+            and self.clamp is None
+        )
+
+    @cached_property
+    def _noise(self) -> float:
+        """``sqrt(2ε) · s`` for a float ε and s (see :attr:`_plain`)."""
+        return math.sqrt(2.0 * float(self.step_size)) * float(self.noise_scale)
 
 
 def hold_nonfinite(state: GradState, new: GradState) -> tuple[GradState, BaseInfo]:
