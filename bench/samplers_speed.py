@@ -9,7 +9,9 @@ Cases (issue 2, "Speed"), float32 on 2 CPU threads:
 
 Every method runs the same energy (same weights) from the same start. "raw" is a minimal
 hand-written loop (autograd for the MLPs; for the Gaussian both the closed-form gradient and
-autograd); the textbook HMC loop reuses the force (L gradients per transition) and accepts per
+autograd). torchenergy's MLPEnergy has a closed-form input gradient (a hand-written backward
+pass, no autograd graph), so rows "raw loop, MLPEnergy closed-form grad" also give a minimal loop
+over that same gradient: the driver's own overhead; the textbook HMC loop reuses the force (L gradients per transition) and accepts per
 chain. TorchEBM 0.8.9 (if importable) runs ``LangevinDynamics`` / ``HamiltonianMonteCarlo`` with
 ``GaussianModel`` or a ``BaseModel`` wrapping the same MLP. The optional ``torch.compile`` rows
 compile the torchenergy kernel's ``step``. Times are the minimum over interleaved repeats
@@ -72,14 +74,32 @@ def raw_langevin_autograd(energy: Callable[[Tensor], Tensor], x: Tensor, eps: fl
     return x
 
 
-def raw_hmc(energy: Callable[[Tensor], Tensor], x: Tensor, eps: float, n_leap: int, n: int, g):
-    """Textbook HMC: unit mass, leapfrog with the force reused (L gradients per transition)."""
+def raw_langevin_given_grad(energy_and_grad, x: Tensor, eps: float, n: int, g):
+    """Minimal ULA loop over a given ``energy_and_grad`` (here MLPEnergy's closed form): the
+    driver's overhead alone, with the same gradient kernels as torchenergy."""
+    noise = math.sqrt(2 * eps)
+    for _ in range(n):
+        _e, grad = energy_and_grad(x)
+        x = x - eps * grad + noise * torch.randn(x.shape, generator=g, dtype=x.dtype)
+    return x
 
+
+def _autograd_eg(energy):
     def eg(z):
         zg = z.detach().requires_grad_(True)
         e = energy(zg)
         (gr,) = torch.autograd.grad(e.sum(), zg)
         return e.detach(), gr
+
+    return eg
+
+
+def raw_hmc(
+    energy: Callable[[Tensor], Tensor], x: Tensor, eps: float, n_leap: int, n: int, g, eg=None
+):
+    """Textbook HMC: unit mass, leapfrog with the force reused (L gradients per transition);
+    autograd gradients unless ``eg`` (an ``energy_and_grad``) is given."""
+    eg = eg or _autograd_eg(energy)
 
     e, grad = eg(x)
     for _ in range(n):
@@ -231,6 +251,9 @@ def case_small_mlp_langevin(compile_step: bool) -> dict:
     lang = Langevin(mlp, eps)
     m = {
         "raw loop, autograd": lambda: raw_langevin_autograd(mlp, x0, eps, n, gen()),
+        "raw loop, MLPEnergy closed-form grad": lambda: raw_langevin_given_grad(
+            mlp.energy_and_grad, x0, eps, n, gen()
+        ),
         "torchenergy Langevin.sample": lambda: lang.sample(x0, n, generator=gen()),
         "torchenergy init/step loop": _eager_loop(lang, x0, n, seed),
     }
@@ -258,6 +281,9 @@ def case_small_mlp_hmc(compile_step: bool) -> dict:
     m = {
         "textbook HMC loop (L grads/transition)": lambda: raw_hmc(
             mlp, x0, eps_h, n_leap, n_h, gen()
+        ),
+        "textbook HMC loop, MLPEnergy closed-form grad": lambda: raw_hmc(
+            mlp, x0, eps_h, n_leap, n_h, gen(), eg=mlp.energy_and_grad
         ),
         "torchenergy HMC.sample": lambda: hmc.sample(x0, n_h, generator=gen()),
     }
