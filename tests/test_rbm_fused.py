@@ -152,3 +152,95 @@ def test_fused_trainer_sees_weights_changed_by_the_callback():
     fit_rbm(rbm, data, epochs=2, batch_size=10, lr=1e-6, callback=cb, generator=g)
     assert seen[0].abs().max() > 1e-3  # the trained weights were written back before the call
     assert seen[1].abs().max() < 1e-3  # and the zeroed ones were trained on afterwards
+
+
+def test_int24_bernoulli_is_u_below_p_with_the_stream_s_24_bit_uniforms():
+    """The fused trainer's float32 draws compare the low 24 bits k of each raw 32-bit word with
+    p·2²⁴: the same event as u < p for the float32 uniform u = k·2⁻²⁴."""
+    import numpy as np
+
+    u = rt._Uniforms(torch.Generator().manual_seed(5), torch.float32, torch.device("cpu"), True)
+    assert u.int24
+    p = torch.rand(37, 11, generator=torch.Generator().manual_seed(6))
+    p[0, :4] = torch.tensor([0.0, 1.0, 2.0**-24, 1.0 - 2.0**-24])
+    state = u.np_rng.bit_generator.state
+    out = torch.empty(37, 11)
+    u.bernoulli(p.clone(), out, scale_p=True)
+    u.np_rng.bit_generator.state = state
+    words = u.np_rng.bit_generator.random_raw((p.numel() + 1) // 2).view(np.uint32)[: p.numel()]
+    ref = torch.from_numpy(((words & 0xFFFFFF) * 2.0**-24).astype(np.float32)).view(37, 11) < p
+    assert torch.equal(out, ref.float())
+    assert out[0, 0] == 0 and out[0, 1] == 1  # p = 0 never fires, p = 1 always does
+    # p is left alone unless scale_p; bf16 probabilities are compared in float32
+    q = p.clone()
+    u.bernoulli(q, out)
+    assert torch.equal(q, p)
+    u.bernoulli(p.bfloat16(), torch.empty(37, 11, dtype=torch.bfloat16))
+
+
+def test_int24_bernoulli_frequencies_match_p():
+    u = rt._Uniforms(torch.Generator().manual_seed(7), torch.float32, torch.device("cpu"), True)
+    p = torch.tensor([0.001, 0.1, 0.37, 0.5, 0.93]).repeat(40_000, 1)  # 40,000 draws per p
+    freq = u.bernoulli(p, torch.empty_like(p)).mean(0)
+    se = (p[0] * (1 - p[0]) / 40_000).sqrt()
+    assert bool(((freq - p[0]).abs() <= 4 * se).all()), (freq, p[0])
+
+
+def _grad_dtype_step(grad_dtype):
+    g = torch.Generator().manual_seed(0)
+    rbm = BernoulliRBM(30, 20, init_std=0.3, generator=g)
+    data = torch.bernoulli(torch.full((40, 30), 0.4), generator=g)
+    tr = rt._FusedCD(
+        rbm,
+        momentum=0.5,
+        weight_decay=1e-3,
+        k=1,
+        batch_size=16,
+        chains=torch.bernoulli(torch.full((24, 30), 0.5), generator=g),
+        sparsity_target=0.1,
+        sparsity_cost=0.1,
+        matmul_dtype=None,
+        generator=torch.Generator().manual_seed(1),
+        grad_dtype=grad_dtype,
+    )
+    w0, c0 = rbm.W.detach().clone(), rbm.c.detach().clone()
+    tr.step(data, torch.arange(16), 0.1, False)
+    tr.sync()
+    return tr, rbm.W.detach() - w0, rbm.c.detach() - c0, tr.chains
+
+
+@pytest.mark.parametrize("grad_dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_gradient_product_changes_only_the_rounding(grad_dtype):
+    """The chains are the same draws (the forward products are float32); the weight update
+    differs by the rounding of P to ~3 significant digits, the bias updates not at all."""
+    tr32, dw32, dc32, ch32 = _grad_dtype_step(None)
+    tr16, dw16, dc16, ch16 = _grad_dtype_step(grad_dtype)
+    assert tr32.grad_dtype == torch.float32 and tr16.grad_dtype == grad_dtype
+    assert torch.equal(ch16, ch32)
+    rel = float((dw16 - dw32).norm() / dw32.norm())
+    assert 0 < rel < 1e-2, rel
+    torch.testing.assert_close(dc16, dc32, rtol=1e-6, atol=1e-7)
+
+
+def test_grad_dtype_auto_and_errors(monkeypatch):
+    # "auto": bf16 only for float32 weights with oneDNN products and a native-bf16 CPU
+    g = torch.Generator().manual_seed(0)
+    rbm = BernoulliRBM(6, 4, generator=g)
+    kw = dict(momentum=0.5, weight_decay=0.0, k=1, batch_size=5, chains=None)
+    kw.update(sparsity_target=None, sparsity_cost=0.1, matmul_dtype=None, generator=g)
+    auto = rt._FusedCD(rbm, grad_dtype="auto", **kw)
+    native = rt._native_bf16() and rt._onednn_linear_ok(torch.bfloat16) and auto.onednn
+    assert auto.grad_dtype == (torch.bfloat16 if native else torch.float32)
+    monkeypatch.setattr(rt, "_native_bf16", lambda: False)
+    assert rt._FusedCD(rbm, grad_dtype="auto", **kw).grad_dtype == torch.float32
+    rbm64 = BernoulliRBM(6, 4, generator=g, dtype=D64)
+    assert rt._FusedCD(rbm64, grad_dtype="auto", **kw).grad_dtype == D64
+    data = torch.bernoulli(torch.full((20, 6), 0.5), generator=g)
+    with pytest.raises(ValueError, match="grad_dtype must be 'auto', None or a torch dtype"):
+        fit_rbm(rbm, data, grad_dtype="fast")
+    with pytest.raises(ValueError, match="grad_dtype must be"):
+        fit_rbm(rbm, data, grad_dtype=torch.int8)
+    with pytest.raises(ValueError, match="needs the fused trainer"):
+        fit_rbm(rbm, data, grad_dtype=torch.bfloat16, fused=False)
+    hist = fit_rbm(rbm, data, epochs=2, batch_size=5, grad_dtype=torch.bfloat16, generator=g)
+    assert len(hist) == 2 and torch.isfinite(rbm.W).all()
