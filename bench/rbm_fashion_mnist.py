@@ -304,8 +304,9 @@ def reevaluate(args, out):
 
 
 def timing(args, out):
-    """Seconds per epoch only, interleaved repeats: ours (fused trainer in float32 / with bf16
-    products, and the generic cd_step path it replaced) against scikit-learn (float64 / float32)."""
+    """Seconds per epoch only, interleaved repeats: ours (the fused trainer's default, its
+    all-float32 mode ``_fp32``, all products in bf16 ``_bf16``, and the generic cd_step path
+    ``_generic``) against scikit-learn (float64 / float32)."""
     from sklearn.neural_network import BernoulliRBM as SkRBM
 
     train, _ = load_fashion_mnist("train", binarize=0.5, limit=args.train_limit)
@@ -332,6 +333,9 @@ def timing(args, out):
             g = torch.Generator().manual_seed(0)
             kw = {"persistent": True} if name.startswith("pcd") else {"k": 1}
             md = torch.bfloat16 if "bf16" in name else None
+            # "_fp32": every product in float32 (grad_dtype float32); default: the trainer's
+            # "auto" (the weight-gradient product in bf16 on CPUs with native bf16)
+            gd = torch.float32 if name.endswith("_fp32") else "auto"
             rbm = BernoulliRBM(784, 500, generator=g)
             t0 = clock()
             fit_rbm(
@@ -342,6 +346,7 @@ def timing(args, out):
                 lr=args.lr,
                 momentum=args.momentum,
                 matmul_dtype=md,
+                grad_dtype=gd if not (md or name.endswith("_generic")) else "auto",
                 fused=not name.endswith("_generic"),
                 generator=g,
                 **kw,
@@ -438,7 +443,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
         "--timing-models",
-        default="cd1,pcd,cd1_bf16,pcd_bf16,cd1_generic,pcd_generic,sklearn,sklearn_float32",
+        default="cd1,pcd,cd1_fp32,pcd_fp32,cd1_bf16,pcd_bf16,cd1_generic,pcd_generic,sklearn,"
+        "sklearn_float32",
         help="--part timing: what to time",
     )
     p.add_argument("--gauss-persistent", action="store_true", help="PCD for the Gaussian RBM")
