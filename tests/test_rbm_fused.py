@@ -277,3 +277,61 @@ def test_centred_gradient_product_is_the_same_gradient():
             tr.sync()
             outs.append(rbm.W.detach() - w0)
         torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-7)
+
+
+def test_pcd_with_hidden_chain_state_is_scikit_learns_update(monkeypatch):
+    """``chain_state="hidden"``: the persistent state is h drawn from p(h | v_neg) at the end of
+    an update; the next update draws v_neg from it. Checked against the rule written out (the
+    same torch.rand draws in the same order), float64, two epochs with momentum and decay."""
+    monkeypatch.setattr(rt, "_FUSED_RNG", "torch")
+    g = torch.Generator().manual_seed(3)
+    rbm = BernoulliRBM(12, 5, init_std=0.3, generator=g, dtype=D64)
+    data = torch.bernoulli(torch.full((30, 12), 0.4, dtype=D64), generator=g)
+    ref = BernoulliRBM(12, 5, dtype=D64)
+    ref.load_state_dict(rbm.state_dict())
+    seed_state = g.get_state()
+    fit_rbm(
+        rbm,
+        data,
+        epochs=2,
+        batch_size=10,
+        lr=0.1,
+        momentum=0.5,
+        weight_decay=0.01,
+        persistent=True,
+        chain_state="hidden",
+        shuffle=False,
+        generator=g,
+    )
+    g.set_state(seed_state)
+    w, b, c = (t.detach().clone() for t in (ref.W, ref.b, ref.c))
+    chains = data[torch.randint(0, 30, (10,), generator=g)]
+    draw = lambda p: (torch.rand(p.shape, generator=g, dtype=D64) < p).to(D64)  # noqa: E731
+    h = draw(torch.sigmoid(chains @ w + c))
+    bw, bb, bc = torch.zeros_like(w), torch.zeros_like(b), torch.zeros_like(c)
+    for _ in range(2):
+        for start in range(0, 30, 10):
+            v = data[start : start + 10]
+            p_pos = torch.sigmoid(v @ w + c)
+            v_neg = draw(torch.sigmoid(h @ w.T + b))
+            p_neg = torch.sigmoid(v_neg @ w + c)
+            h = draw(p_neg)
+            gw = v_neg.T @ p_neg / 10 - v.T @ p_pos / 10 + 0.01 * w
+            bw = 0.5 * bw + gw
+            bb = 0.5 * bb + (v_neg.mean(0) - v.mean(0))
+            bc = 0.5 * bc + (p_neg.mean(0) - p_pos.mean(0))
+            w, b, c = w - 0.1 * bw, b - 0.1 * bb, c - 0.1 * bc
+    torch.testing.assert_close(rbm.W.detach(), w, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(rbm.b.detach(), b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(rbm.c.detach(), c, rtol=1e-12, atol=1e-12)
+
+
+def test_chain_state_errors():
+    rbm = BernoulliRBM(5, 3)
+    data = torch.bernoulli(torch.full((20, 5), 0.5))
+    with pytest.raises(ValueError, match="chain_state must be 'visible' or 'hidden'"):
+        fit_rbm(rbm, data, persistent=True, chain_state="h")
+    with pytest.raises(ValueError, match="chain_state='hidden' is for PCD"):
+        fit_rbm(rbm, data, chain_state="hidden")
+    with pytest.raises(ValueError, match="chain_state='hidden' is for PCD"):
+        fit_rbm(rbm, data, persistent=True, chain_state="hidden", fused=False)

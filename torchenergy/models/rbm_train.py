@@ -187,6 +187,7 @@ class _FusedCD:
         onednn: bool | None = None,
         rng: str = "auto",
         grad_dtype: torch.dtype | str | None = None,
+        chain_state: str = "visible",
     ) -> None:
         self.rbm = rbm
         self.momentum, self.weight_decay, self.k = momentum, weight_decay, k
@@ -222,6 +223,15 @@ class _FusedCD:
         self.x = torch.empty(m + batch_size, rbm.n_visible, dtype=self.mm_dtype, device=self.device)
         if chains is not None:
             self.x[:m] = chains
+        # PCD's persistent state: the visible chains (each update starts v -> h under the current
+        # weights), or the hidden samples drawn at the end of the previous update (scikit-learn's
+        # PCD: one product fewer per update; the first half-step of a chain then uses the
+        # weights of the update before)
+        self.h_chain: Tensor | None = None
+        if chains is not None and chain_state == "hidden":
+            md = self.mm_dtype
+            wt = self.wt.to(md)
+            self.h_chain = self._draw(self._hid(self.x[:m], wt, self.c.to(md)))
         self.xg = (
             self.x
             if self.grad_dtype == self.mm_dtype
@@ -302,7 +312,10 @@ class _FusedCD:
         else:
             v_pos = data[rows]
             x_pos.copy_(v_pos)
-        if self.persistent:  # one product for the chains and the data
+        if self.h_chain is not None:  # PCD from persistent hidden samples
+            p_pos = self._hid(x_pos, wt, c)
+            h = self.h_chain
+        elif self.persistent:  # one product for the chains and the data
             p = self._hid(x, wt, c)
             p_pos = p[m:]
             h = self._draw(p[:m], scale_p=True)
@@ -314,6 +327,8 @@ class _FusedCD:
             if i + 1 < self.k:
                 h = self._draw(self._hid(x_neg, wt, c), scale_p=True)
         p_neg = self._hid(x_neg, wt, c)
+        if self.h_chain is not None:
+            self.h_chain = self._draw(p_neg)
         err = None
         if compute_recon:
             err = ((v_pos - self._vis(p_pos, wt, b).to(self.dtype)) ** 2).mean()
@@ -537,6 +552,7 @@ def fit_rbm(
     k: int = 1,
     persistent: bool = False,
     n_chains: int | None = None,
+    chain_state: str = "visible",
     momentum: float = 0.5,
     weight_decay: float = 0.0,
     sparsity_target: float | None = None,
@@ -563,6 +579,12 @@ def fit_rbm(
         epochs, batch_size, lr, k: the usual.
         persistent: PCD instead of CD.
         n_chains: number of persistent chains.
+        chain_state: what PCD carries from one update to the next. ``"visible"`` (default,
+            Tieleman 2008): the chains' visible states; every update runs v → h → v under the
+            current weights. ``"hidden"`` (scikit-learn's ``BernoulliRBM``): the hidden samples
+            drawn from ``p(h | v_neg)`` at the end of the previous update, so an update starts
+            at h → v and needs one matrix product fewer (its first half-step uses the weights
+            of the update before). Fused trainer only.
         momentum: SGD momentum; weight_decay: L2 on ``W`` only.
         sparsity_target, sparsity_cost: see :func:`cd_step`.
         sigma_lr_scale: learning-rate factor for ``log σ²`` of a Gaussian-Bernoulli RBM.
@@ -639,6 +661,13 @@ def fit_rbm(
             "grad_dtype must be 'auto', None, torch.bfloat16, torch.float16, torch.float32 or "
             f"torch.float64, got {grad_dtype!r}"
         )
+    if chain_state not in ("visible", "hidden"):
+        raise ValueError(f"chain_state must be 'visible' or 'hidden', got {chain_state!r}")
+    if chain_state == "hidden" and not (persistent and fused):
+        raise ValueError(
+            "chain_state='hidden' is for PCD (persistent=True) with the fused trainer (a "
+            f"BernoulliRBM with the default optimizer); got persistent={persistent}, fused={fused}"
+        )
     if not fused and grad_dtype not in ("auto", None):
         raise ValueError(
             f"grad_dtype={grad_dtype} needs the fused trainer (a BernoulliRBM with the default "
@@ -672,6 +701,7 @@ def fit_rbm(
             generator=generator,
             rng=_FUSED_RNG,
             grad_dtype=grad_dtype,
+            chain_state=chain_state,
         )
     q = None
     history: list[dict[str, float]] = []
