@@ -161,11 +161,20 @@ def write_table(args, out, results, timing, n_train, n_test):
 
 
 def train_ours(name, train, bb, args, g):
-    """One of our RBMs: ``cd1``, ``cd10``, ``pcd`` (PCD's own lr / decay / momentum), with
-    ``_bf16`` for bf16 products; returns ``(rbm, seconds per epoch)``."""
-    base = name.removesuffix("_bf16")
-    kw = {"cd1": {"k": 1}, "pcd": {"persistent": True}, "cd10": {"k": 10}}[base]
-    if base == "pcd":
+    """One of our RBMs: ``cd1``, ``cd10``, ``pcd`` (PCD's own lr / decay / momentum), ``pcdh``
+    (the same with ``chain_state="hidden"``, scikit-learn's PCD rule), trained with the fused
+    trainer's defaults, with ``_fp32`` for float32 throughout or ``_bf16`` for every product in
+    bf16; returns ``(rbm, seconds per epoch)``."""
+    base = name.removesuffix("_bf16").removesuffix("_fp32")
+    kw = {
+        "cd1": {"k": 1},
+        "pcd": {"persistent": True},
+        "pcdh": {"persistent": True, "chain_state": "hidden"},
+        "cd10": {"k": 10},
+    }[base]
+    if name.endswith("_fp32"):
+        kw["grad_dtype"] = torch.float32
+    if base.startswith("pcd"):
         opt = {"lr": args.pcd_lr, "lr_decay": args.pcd_lr_decay, "momentum": args.pcd_momentum}
     else:
         opt = {"lr": args.lr, "lr_decay": args.lr_decay, "momentum": args.momentum}
@@ -332,6 +341,8 @@ def timing(args, out):
                 continue
             g = torch.Generator().manual_seed(0)
             kw = {"persistent": True} if name.startswith("pcd") else {"k": 1}
+            if name.startswith("pcdh"):
+                kw["chain_state"] = "hidden"
             md = torch.bfloat16 if "bf16" in name else None
             # "_fp32": every product in float32 (grad_dtype float32); default: the trainer's
             # "auto" (the weight-gradient product in bf16 on CPUs with native bf16)

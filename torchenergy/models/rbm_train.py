@@ -217,6 +217,7 @@ class _FusedCD:
         self.b, self.c = rbm.b.detach(), rbm.c.detach()
         self.buf_wt = torch.zeros_like(self.wt)
         self.buf_b, self.buf_c = torch.zeros_like(self.b), torch.zeros_like(self.c)
+        self._g_full = torch.empty_like(self.wt)  # the low-precision gradient, widened
         self.persistent = chains is not None
         m = chains.shape[0] if chains is not None else batch_size
         self.m = m
@@ -373,6 +374,8 @@ class _FusedCD:
         # the weight gradient (transposed) is Pᵀ X = p_negᵀ v_neg / m - p_posᵀ v_pos / n
         if self.grad_onednn and _GRAD_ONEDNN:
             g = torch.ops.mkldnn._linear_pointwise(pt, xg.T, None, "none", [], "")
+            if g.dtype != bw.dtype:  # widen into a kept buffer (no fresh 1.5 MB temporary)
+                g = self._g_full.copy_(g)
             torch.add(g, bw, alpha=mom, out=bw)
         elif gd == self.dtype:
             bw.addmm_(pt, xg, beta=mom)
