@@ -217,14 +217,14 @@ def binary(args, out):
     fit_rbm(BernoulliRBM(784, 500), train[:2000], epochs=1, batch_size=100)
     SkRBM(n_components=500, batch_size=100, n_iter=1).fit(train[:2000].numpy())
     for name in args.only.split(","):
-        g = torch.Generator().manual_seed(0)
+        g = torch.Generator().manual_seed(args.seed)
         if name == "sklearn":
             sk = SkRBM(
                 n_components=500,
                 learning_rate=args.lr,
                 batch_size=args.batch_size,
                 n_iter=args.epochs,
-                random_state=0,
+                random_state=args.seed,
             )
             t0 = time.perf_counter()
             sk.fit(train.numpy().astype(np.float64))
@@ -498,6 +498,7 @@ def main() -> None:
     p.add_argument("--gibbs-steps", type=int, default=2000)
     p.add_argument("--pl-rows", type=int, default=500)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="--part binary: the models' seed")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--models", default="runs/rbm_bench", help="where trained weights are saved")
     args = p.parse_args()
