@@ -41,6 +41,23 @@ def test_fused_trainer_matches_cd_step_in_float64(cfg, monkeypatch):
     assert [h["recon_error"] for h in hb] == pytest.approx([h["recon_error"] for h in ha])
 
 
+def _fused(rbm, **kw):
+    """A fused trainer with this file's usual settings, overridden by ``kw``."""
+    args = dict(
+        momentum=0.5,
+        weight_decay=1e-3,
+        k=1,
+        batch_size=16,
+        chains=None,
+        sparsity_target=None,
+        sparsity_cost=0.1,
+        matmul_dtype=None,
+        generator=torch.Generator().manual_seed(1),
+    )
+    args.update(kw)
+    return rt._FusedCD(rbm, **args)
+
+
 def _one_step(onednn, md=None, k=2, two_steps=True):
     g = torch.Generator().manual_seed(0)
     rbm = BernoulliRBM(30, 20, init_std=0.3, generator=g)
@@ -49,19 +66,7 @@ def _one_step(onednn, md=None, k=2, two_steps=True):
         rbm.c.normal_(0, 0.3, generator=g)
     data = torch.bernoulli(torch.full((40, 30), 0.4), generator=g)
     chains = torch.bernoulli(torch.full((24, 30), 0.5), generator=g)
-    tr = rt._FusedCD(
-        rbm,
-        momentum=0.5,
-        weight_decay=1e-3,
-        k=k,
-        batch_size=16,
-        chains=chains,
-        sparsity_target=None,
-        sparsity_cost=0.1,
-        matmul_dtype=md,
-        generator=torch.Generator().manual_seed(1),
-        onednn=onednn,
-    )
+    tr = _fused(rbm, k=k, chains=chains, matmul_dtype=md, onednn=onednn)
     w0 = rbm.W.detach().clone()
     err = tr.step(data, torch.arange(16), 0.1, True)
     if two_steps:
@@ -111,18 +116,7 @@ def test_onednn_probe_falls_back_when_the_op_fails(monkeypatch):
     assert not rt._onednn_linear_ok(torch.float32)
     rbm, hist = _fit(None, dtype=torch.float32, epochs=1, batch_size=20)
     assert len(hist) == 1 and torch.isfinite(rbm.W).all()
-    tr = rt._FusedCD(
-        rbm,
-        momentum=0.0,
-        weight_decay=0.0,
-        k=1,
-        batch_size=4,
-        chains=None,
-        sparsity_target=None,
-        sparsity_cost=0.1,
-        matmul_dtype=None,
-        generator=None,
-    )
+    tr = _fused(rbm, momentum=0.0, weight_decay=0.0, batch_size=4, generator=None)
     assert not tr.onednn
 
 
@@ -190,19 +184,8 @@ def _grad_dtype_step(grad_dtype):
     g = torch.Generator().manual_seed(0)
     rbm = BernoulliRBM(30, 20, init_std=0.3, generator=g)
     data = torch.bernoulli(torch.full((40, 30), 0.4), generator=g)
-    tr = rt._FusedCD(
-        rbm,
-        momentum=0.5,
-        weight_decay=1e-3,
-        k=1,
-        batch_size=16,
-        chains=torch.bernoulli(torch.full((24, 30), 0.5), generator=g),
-        sparsity_target=0.1,
-        sparsity_cost=0.1,
-        matmul_dtype=None,
-        generator=torch.Generator().manual_seed(1),
-        grad_dtype=grad_dtype,
-    )
+    chains = torch.bernoulli(torch.full((24, 30), 0.5), generator=g)
+    tr = _fused(rbm, chains=chains, sparsity_target=0.1, grad_dtype=grad_dtype)
     w0, c0 = rbm.W.detach().clone(), rbm.c.detach().clone()
     tr.step(data, torch.arange(16), 0.1, False)
     tr.sync()
@@ -257,19 +240,7 @@ def test_centred_gradient_product_is_the_same_gradient():
             rbm = BernoulliRBM(30, 20, init_std=0.5, generator=g)
             data = torch.bernoulli(torch.full((40, 30), 0.4), generator=g)
             ch = torch.bernoulli(torch.full((chains, 30), 0.5), generator=g) if chains else None
-            tr = rt._FusedCD(
-                rbm,
-                momentum=0.5,
-                weight_decay=1e-3,
-                k=1,
-                batch_size=16,
-                chains=ch,
-                sparsity_target=None,
-                sparsity_cost=0.1,
-                matmul_dtype=None,
-                generator=torch.Generator().manual_seed(1),
-                grad_dtype=gd,
-            )
+            tr = _fused(rbm, chains=ch, grad_dtype=gd)
             assert (gd is not None) == (tr.grad_dtype == D64)
             w0 = rbm.W.detach().clone()
             for rows in (torch.arange(16), torch.arange(16, 32)):  # momentum carries over
