@@ -204,3 +204,29 @@ def test_block_mode_equals_the_plain_driver_with_burn_in_and_thinning(diverge):
     for name in (*names, "diverged"):
         torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=0, atol=0)
     assert a.trace.shape == (33, 10, 2) and bool(a.diverged[3]) == diverge
+
+
+def test_block_mode_with_a_grouped_gaussian_whose_unchecked_evaluation_spreads_nan():
+    """GaussianEnergy's unchecked evaluation (grouped rows, no per-row recompute) lets a
+    diverging chain spread NaN to the chains grouped with it; the block check sees it and the
+    replay with the checked evaluation holds only the diverging chains, exactly as step by step."""
+    from torchenergy.energies import GaussianEnergy
+
+    target = GaussianEnergy(
+        torch.zeros(2, dtype=F64), torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=F64)
+    )
+    x = torch.tensor([[1.0, 2.0], [float("inf"), 0.0]] + [[0.5, -0.5]] * 6, dtype=F64)
+    e_u, _ = target.energy_and_grad_unchecked(x)
+    e_c, _ = target.energy_and_grad(x)
+    assert not bool(torch.isfinite(e_u).all()) and bool(torch.isfinite(e_c[[0, 2, 3]]).all())
+    assert not bool(torch.isfinite(e_c[1]))  # a non-finite chain is never made finite
+    finite = torch.isfinite(e_c)
+    torch.testing.assert_close(target.energy_and_grad_unchecked(x[finite])[0], e_c[finite])
+    x0 = torch.zeros(16, 2, dtype=F64)
+    eps = torch.tensor([0.05] * 10 + [40.0] * 6, dtype=F64)  # six chains overflow, mid-block
+    with pytest.warns(RuntimeWarning, match="6 of 16 chains diverged"):
+        res, ref = _run_both(Langevin(target, eps), x0, 200, seed=1)
+    _assert_same(res, ref, 200)
+    first = int(ref[2][10:].min())
+    assert 64 < first < 95, first  # inside the third block of 32
+    assert res.diverged.tolist() == [False] * 10 + [True] * 6

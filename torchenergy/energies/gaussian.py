@@ -115,6 +115,16 @@ class GaussianEnergy(Energy):
     def energy_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(E(x), Σ⁻¹ (x − μ))``, shapes (C,) and (C, D); closed form."""
         check_vector_input(x, self.dim, "GaussianEnergy")
+        return self._energy_and_grad(x, True)
+
+    def energy_and_grad_unchecked(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`energy_and_grad` for the unchecked block steps of the samplers' driver (``x``
+        (C, D) validated before): a grouped result that is not all finite is returned as it is,
+        so a non-finite ``x`` may spread NaN to the chains grouped with it, but never hides one;
+        the driver's block check sees it and replays the block with the checked evaluation."""
+        return self._energy_and_grad(x, False)
+
+    def _energy_and_grad(self, x: Tensor, checked: bool) -> tuple[Tensor, Tensor]:
         k = row_groups(x)
         mean, prec, mean_k, p_k = self._params(x, k)
         if k > 1:
@@ -126,15 +136,15 @@ class GaussianEnergy(Energy):
             grad = diff @ p_k
             # ½ Σ_j diff_j grad_j by adding the D strided columns (cheaper than a GEMM here);
             # for D = 2 one lerp, t0 + ½ (t1 − t0), is the whole half-sum
-            terms = diff.mul_(grad).view(c, d)  # diff is not needed after this
+            cols = diff.mul_(grad).view(c, d).unbind(1)  # diff is not needed after this
             if d == 2:
-                energy = torch.lerp(terms[:, 0], terms[:, 1], 0.5)
+                energy = torch.lerp(cols[0], cols[1], 0.5)
             else:
-                energy = terms[:, 0] + terms[:, 1] if d > 1 else terms[:, 0].clone()
+                energy = cols[0] + cols[1] if d > 1 else cols[0].clone()
                 for j in range(2, d):
-                    energy.add_(terms[:, j])
+                    energy.add_(cols[j])
                 energy.mul_(0.5)
-            if math.isfinite(energy.sum().item()):  # CPU only: no device sync
+            if not checked or math.isfinite(energy.sum().item()):  # CPU only: no device sync
                 return energy, grad.view(c, d)
         diff = x - mean
         grad = diff @ prec

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, ClassVar
 
 import torch
@@ -176,8 +176,26 @@ class Langevin(Sampler):
                 clamp=self.clamp,
                 generator=generator,
             )
-        energy, grad = energy_and_grad(self.energy_fn, x_new)
+        energy, grad = self._eval_unchecked(x_new)
         return GradState(x_new, energy, grad)
+
+    @cached_property
+    def _eval_unchecked(self) -> Any:
+        """``x -> (E, ∇E)`` for :meth:`step_unchecked`: the energy's own
+        ``energy_and_grad_unchecked`` when it has one (a closed form that may let a non-finite
+        value spread between chains, which the driver's block check catches; ``x`` is the
+        kernel's own, validated at ``init``), else :func:`energy_and_grad`."""
+        fast = getattr(self.energy_fn, "energy_and_grad_unchecked", None)
+        if fast is None:
+            return partial(energy_and_grad, self.energy_fn)
+
+        def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
+            energy, grad = fast(x)
+            if energy.requires_grad or grad.requires_grad:  # parameters with requires_grad
+                return energy.detach(), grad.detach()
+            return energy, grad
+
+        return evaluate
 
     @property
     def finite_fields(self) -> tuple[str, ...]:
