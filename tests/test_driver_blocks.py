@@ -230,3 +230,71 @@ def test_block_mode_with_a_grouped_gaussian_whose_unchecked_evaluation_spreads_n
     first = int(ref[2][10:].min())
     assert 64 < first < 95, first  # inside the third block of 32
     assert res.diverged.tolist() == [False] * 10 + [True] * 6
+
+
+def _reference_with_energies(sampler, x0, n, generator):
+    state = sampler.init(x0)
+    es, xs = [], []
+    first = torch.full((x0.shape[0],), n, dtype=torch.long)
+    for t in range(n):
+        state, info = sampler.step(state, generator=generator)
+        first = torch.minimum(first, torch.where(info.diverged, t, n))
+        xs.append(state.x)
+        es.append(state.energy)
+    return state, torch.stack(xs), torch.stack(es), first
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_gradient_only_blocks_equal_stepping_with_traces(dtype):
+    """Langevin on a GaussianEnergy runs its blocks gradient only (``run_block``: a guard per
+    step, the energy at block ends and traced steps): states, traces, energy traces, burn-in and
+    thinning are bit for bit those of stepping with ``step``."""
+    from torchenergy.energies import GaussianEnergy
+
+    target = GaussianEnergy(
+        torch.tensor([0.5, -1.0], dtype=dtype), torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=dtype)
+    )
+    s = Langevin(target, 0.05)
+    x0 = torch.randn(40, 2, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    assert s.run_block(s.init(x0), 3, generator=torch.Generator().manual_seed(1)) is not None
+    ref_state, ref_xs, ref_es, first = _reference_with_energies(
+        s, x0, 110, torch.Generator().manual_seed(7)
+    )
+    assert not bool((first < 110).any())
+    for burn_in, thin in ((0, 1), (13, 3)):
+        res = run_chain(
+            s,
+            x0,
+            110 - burn_in,
+            burn_in=burn_in,
+            thin=thin,
+            trace=True,
+            generator=torch.Generator().manual_seed(7),
+        )
+        idx = torch.arange(burn_in + thin - 1, 110, thin)
+        torch.testing.assert_close(res.trace, ref_xs[idx], rtol=0, atol=0)
+        torch.testing.assert_close(res.energy_trace, ref_es[idx], rtol=0, atol=0)
+        torch.testing.assert_close(res.state.energy, ref_state.energy, rtol=0, atol=0)
+        torch.testing.assert_close(res.state.grad, ref_state.grad, rtol=0, atol=0)
+    # a declining kernel: per-chain step sizes take the generic block path
+    assert Langevin(target, torch.full((40,), 0.05, dtype=dtype)).run_block(s.init(x0), 3) is None
+
+
+def test_gradient_only_blocks_replay_on_a_guard_and_hold_an_infinite_start():
+    """float64 chains far out: the guard (4 λ_max Σ‖x − μ‖²) overflows while every energy is
+    finite, so the block is replayed and nothing diverges; a chain started where its energy is
+    already infinite is held and reported, as stepping does."""
+    from torchenergy.energies import GaussianEnergy
+
+    target = GaussianEnergy(torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64))
+    s = Langevin(target, 0.1)
+    x0 = torch.zeros(8, 2, dtype=F64)
+    x0[:2] = 1e153  # E ≈ 1e306: finite, but the guard's sum over chains overflows
+    res, ref = _run_both(s, x0, 40, seed=3)
+    _assert_same(res, ref, 40)
+    assert not bool(res.diverged.any())
+    x0[2] = 1e155  # E = inf from the start: every proposal is held
+    with pytest.warns(RuntimeWarning, match="1 of 8 chains diverged"):
+        res, ref = _run_both(s, x0, 40, seed=3)
+    _assert_same(res, ref, 40)
+    assert res.diverged.tolist() == [False, False, True] + [False] * 5

@@ -81,6 +81,7 @@ class GaussianEnergy(Energy):
         self.dim = d
         self.event_shape = (d,)
         self._params_cache: tuple | None = None
+        self._scale_cache: tuple | None = None
 
     def _params(self, x: Tensor, k: int = 1) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """μ and P cast to ``x``'s dtype/device, and for ``k > 1`` the grouped μ repeated k
@@ -108,6 +109,20 @@ class GaussianEnergy(Energy):
             self._params_cache = cached
         return cached[1], cached[2], cached[3], cached[4]
 
+    def _guard_scale(self, x: Tensor) -> Tensor:
+        """``4 λ_max(P)`` as a 0-dim tensor of ``x``'s dtype/device, cached like :meth:`_params`:
+        ``4 λ_max Σ_c ‖x_c − μ‖²`` finite implies every chain's energy ``½ dᵀPd ≤ ½ λ_max
+        ‖d‖²``, and each term ``d_j g_j`` of its sum, stays below a quarter of the dtype's
+        largest value (see :meth:`grad_unchecked`)."""
+        prec = self.precision
+        key = (x.dtype, x.device, prec.data_ptr(), prec._version)
+        cached = self._scale_cache
+        if cached is None or cached[0] != key:
+            lam = float(torch.linalg.eigvalsh(prec.double()).max())
+            cached = (key, torch.tensor(4.0 * lam, dtype=x.dtype, device=x.device))
+            self._scale_cache = cached
+        return cached[1]
+
     def forward(self, x: Tensor) -> Tensor:
         """Energies ``½ (x − μ)ᵀ Σ⁻¹ (x − μ)``: (C, D) -> (C,)."""
         return self.energy_and_grad(x)[0]
@@ -123,6 +138,28 @@ class GaussianEnergy(Energy):
         so a non-finite ``x`` may spread NaN to the chains grouped with it, but never hides one;
         the driver's block check sees it and replays the block with the checked evaluation."""
         return self._energy_and_grad(x, False)
+
+    def grad_unchecked(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The gradient alone, for the driver's gradient-only block steps (Langevin).
+
+        Returns ``(grad, guard)``: ``grad`` (C, D) bit for bit as :meth:`energy_and_grad`
+        computes it (a non-finite ``x`` may spread NaN to the chains grouped with it), and
+        ``guard``, a 0-dim tensor ``4 λ_max(P) Σ_c ‖x_c − μ‖²`` whose finiteness certifies that
+        every chain's energy, gradient and ``x`` are finite (``E_c ≤ ½ λ_max ‖d_c‖²``, and no
+        partial sum of the energy can overflow). One dot product instead of the energy's
+        three kernels.
+        """
+        k = row_groups(x)
+        mean, prec, mean_k, p_k = self._params(x, k)
+        if k > 1:
+            c, d = x.shape
+            diff = x.view(c // k, k * d) - mean_k
+            grad = (diff @ p_k).view(c, d)
+        else:
+            diff = x - mean
+            grad = diff @ prec
+        flat = diff.view(-1)
+        return grad, torch.dot(flat, flat).mul_(self._guard_scale(x))
 
     def _energy_and_grad(self, x: Tensor, checked: bool) -> tuple[Tensor, Tensor]:
         k = row_groups(x)

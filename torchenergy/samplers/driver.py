@@ -188,6 +188,10 @@ def run_chain(
     # fields whose non-finite values persist (a kernel says which): checked once, at block end
     end_fields: tuple[str, ...] = tuple(getattr(sampler, "finite_fields_at_end", ()))
     per_step = attrgetter(*fields) if fields else None
+    # a kernel may run a whole unchecked block itself: ``run_block(state, k, *, generator,
+    # keep)`` -> ``(state, check, kept)`` with ``check`` a 0-dim tensor that is finite only if
+    # every step was, and ``kept`` the (x, energy) of the steps in ``keep``; or None to decline
+    run_block = getattr(sampler, "run_block", None) if unchecked is not None else None
     rng = _replay_generator(generator, device) if (unchecked is not None and fields) else None
     bar = _Progress(total, progress)
     t = 0
@@ -199,16 +203,33 @@ def run_chain(
             continue
         k = min(_BLOCK, total - t)
         saved_state, saved_rng, n_saved = state, rng.get_state(), len(xs)
-        sums: list[Tensor] = []
-        for i in range(k):
-            state = unchecked(state, generator=generator)
-            if len(fields) == 1:
-                sums.append(per_step(state).sum())
-            else:
-                sums.extend(v.sum() for v in per_step(state))
-            record(t + i)
-        sums.extend(getattr(state, f).sum() for f in end_fields)
-        if not bool(torch.isfinite(torch.stack(sums).sum())):
+        out = None
+        if run_block is not None:  # the kernel's own block (e.g. Langevin, gradient only)
+            keep, n_kept = [], len(xs)
+            for i in range(k):
+                if trace and t + i >= burn_in and (t + i - burn_in + 1) % thin == 0:
+                    if n_kept < n_rec:
+                        keep.append(i)
+                        n_kept += 1
+            out = run_block(state, k, generator=generator, keep=keep)
+        if out is not None:
+            state, check, kept = out
+            for x_i, e_i in kept:
+                xs.append(x_i)
+                if has_energy:
+                    es.append(e_i)
+        else:
+            sums: list[Tensor] = []
+            for i in range(k):
+                state = unchecked(state, generator=generator)
+                if len(fields) == 1:
+                    sums.append(per_step(state).sum())
+                else:
+                    sums.extend(v.sum() for v in per_step(state))
+                record(t + i)
+            sums.extend(getattr(state, f).sum() for f in end_fields)
+            check = torch.stack(sums).sum()
+        if not bool(torch.isfinite(check)):
             state = saved_state
             rng.set_state(saved_rng)
             del xs[n_saved:], es[n_saved:]

@@ -11,6 +11,7 @@ with step size ε and noise scale s (s = 1 targets ``exp(−E)`` as ε → 0). P
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import Any, ClassVar
@@ -178,6 +179,57 @@ class Langevin(Sampler):
             )
         energy, grad = self._eval_unchecked(x_new)
         return GradState(x_new, energy, grad)
+
+    def run_block(
+        self, state: GradState, n: int, *, generator: Generator = None, keep: Sequence[int] = ()
+    ) -> tuple[GradState, Tensor, list[tuple[Tensor, Tensor]]] | None:
+        """``n`` unchecked moves for the driver's block mode, gradient only; None to decline.
+
+        Taken for the plain move (see :meth:`step_unchecked`) on an energy with
+        ``grad_unchecked(x) -> (grad, guard)`` (GaussianEnergy, HarmonicEnergy): each step
+        evaluates the gradient and a 0-dim guard whose finiteness certifies that the energy,
+        gradient and x of every chain are finite, not the energy itself. The energy is
+        evaluated for the block's last state and for the steps in ``keep`` (traced ones). The
+        moves, draws and gradients are those of ``n`` calls of :meth:`step_unchecked`, bit for
+        bit, so the states (and the driver's replay of a failed block with :meth:`step`) are
+        the same as stepping.
+
+        Returns:
+            ``(state, check, kept)``: the last state, a 0-dim tensor finite only if every step
+            was, and ``(x, energy)`` for each step in ``keep``.
+        """
+        fast = self._grad_unchecked
+        if fast is None:
+            return None
+        x, grad = state.x, state.grad
+        eps, noise = float(self.step_size), self._noise
+        guards: list[Tensor] = []
+        kept_x: list[Tensor] = []
+        want = iter(keep)
+        nxt = next(want, None)
+        for i in range(n):
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = torch.add(x, grad, alpha=-eps)
+            x.add_(z, alpha=noise)
+            grad, guard = fast(x)
+            guards.append(guard)
+            if i == nxt:
+                kept_x.append(x)
+                nxt = next(want, None)
+        energy = self._eval_unchecked(x)[0]
+        kept = [(xi, energy if xi is x else self._eval_unchecked(xi)[0]) for xi in kept_x]
+        check = torch.stack(guards).sum() + x.sum() + grad.sum() + energy.sum()
+        if grad.requires_grad:
+            grad = grad.detach()
+        return GradState(x, energy, grad), check, kept
+
+    @cached_property
+    def _grad_unchecked(self) -> Any:
+        """The energy's ``grad_unchecked`` for :meth:`run_block` when the move is plain, else
+        None."""
+        if not self._plain:
+            return None
+        return getattr(self.energy_fn, "grad_unchecked", None)
 
     @cached_property
     def _eval_unchecked(self) -> Any:
