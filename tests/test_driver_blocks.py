@@ -298,3 +298,18 @@ def test_gradient_only_blocks_replay_on_a_guard_and_hold_an_infinite_start():
         res, ref = _run_both(s, x0, 40, seed=3)
     _assert_same(res, ref, 40)
     assert res.diverged.tolist() == [False, False, True] + [False] * 5
+
+
+def test_gradient_only_blocks_on_a_harmonic_energy_with_an_event_shape():
+    from torchenergy.energies import HarmonicEnergy
+
+    s = Langevin(HarmonicEnergy(2.0, event_shape=(2, 3)), 0.05)
+    x0 = torch.randn(9, 2, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
+    assert s.run_block(s.init(x0), 2, generator=torch.Generator().manual_seed(1)) is not None
+    ref_state, ref_xs, ref_es, _ = _reference_with_energies(
+        s, x0, 70, torch.Generator().manual_seed(2)
+    )
+    res = run_chain(s, x0, 70, trace=True, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(res.trace, ref_xs, rtol=0, atol=0)
+    torch.testing.assert_close(res.energy_trace, ref_es, rtol=0, atol=0)
+    torch.testing.assert_close(res.state.grad, ref_state.grad, rtol=0, atol=0)

@@ -374,6 +374,14 @@ class HarmonicEnergy(Energy):
         """``(½ k ‖x‖², k x)``, shapes (C,) and (C, *D); closed form."""
         return self.forward(x), self.stiffness * x
 
+    def grad_unchecked(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(k x, 4 k Σ ‖x_c‖²)`` for the driver's gradient-only block steps: the gradient as
+        :meth:`energy_and_grad` computes it and a 0-dim guard whose finiteness certifies every
+        chain's energy ``½ k ‖x_c‖²`` (and each of its terms) is finite; see
+        :meth:`GaussianEnergy.grad_unchecked`."""
+        flat = x.reshape(-1)
+        return self.stiffness * x, torch.dot(flat, flat).mul_(4.0 * float(self.stiffness))
+
     def log_partition(self, event_shape: Sequence[int] | None = None) -> Tensor:
         """``log Z = (d/2) log(2π/k)`` with ``d = prod(event_shape)``, a 0-dim float64 tensor."""
         d = math.prod(self._resolve(event_shape))
