@@ -313,3 +313,16 @@ def test_gradient_only_blocks_on_a_harmonic_energy_with_an_event_shape():
     torch.testing.assert_close(res.trace, ref_xs, rtol=0, atol=0)
     torch.testing.assert_close(res.energy_trace, ref_es, rtol=0, atol=0)
     torch.testing.assert_close(res.state.grad, ref_state.grad, rtol=0, atol=0)
+
+
+def test_kernels_pickle_after_their_fast_paths_are_cached():
+    import pickle
+
+    from torchenergy.energies import GaussianEnergy, MLPEnergy
+
+    for energy in (GaussianEnergy(torch.zeros(2), torch.eye(2)), MLPEnergy(2, (8,))):
+        s = Langevin(energy, 0.1)
+        a = s.sample(torch.zeros(8, 2), 40, generator=torch.Generator().manual_seed(0))
+        s2 = pickle.loads(pickle.dumps(s))
+        b = s2.sample(torch.zeros(8, 2), 40, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

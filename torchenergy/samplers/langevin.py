@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any, ClassVar
 
 import torch
@@ -232,22 +232,22 @@ class Langevin(Sampler):
         return getattr(self.energy_fn, "grad_unchecked", None)
 
     @cached_property
-    def _eval_unchecked(self) -> Any:
-        """``x -> (E, ∇E)`` for :meth:`step_unchecked`: the energy's own
+    def _energy_unchecked(self) -> Any:
+        """The energy's ``energy_and_grad_unchecked`` (a bound method), or None."""
+        return getattr(self.energy_fn, "energy_and_grad_unchecked", None)
+
+    def _eval_unchecked(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(E, ∇E)`` at ``x`` for :meth:`step_unchecked`: the energy's own
         ``energy_and_grad_unchecked`` when it has one (a closed form that may let a non-finite
         value spread between chains, which the driver's block check catches; ``x`` is the
         kernel's own, validated at ``init``), else :func:`energy_and_grad`."""
-        fast = getattr(self.energy_fn, "energy_and_grad_unchecked", None)
+        fast = self._energy_unchecked
         if fast is None:
-            return partial(energy_and_grad, self.energy_fn)
-
-        def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
-            energy, grad = fast(x)
-            if energy.requires_grad or grad.requires_grad:  # parameters with requires_grad
-                return energy.detach(), grad.detach()
-            return energy, grad
-
-        return evaluate
+            return energy_and_grad(self.energy_fn, x)
+        energy, grad = fast(x)
+        if energy.requires_grad or grad.requires_grad:  # parameters with requires_grad
+            return energy.detach(), grad.detach()
+        return energy, grad
 
     @property
     def finite_fields(self) -> tuple[str, ...]:
