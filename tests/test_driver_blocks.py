@@ -326,3 +326,23 @@ def test_kernels_pickle_after_their_fast_paths_are_cached():
         s2 = pickle.loads(pickle.dumps(s))
         b = s2.sample(torch.zeros(8, 2), 40, generator=torch.Generator().manual_seed(0))
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_checked_step_holds_only_the_non_finite_chain_of_a_grouped_gaussian():
+    """``step`` evaluates the energy checked (row by row when the grouped result is not all
+    finite): a chain at +inf is held alone, its group-mates move on. (The unchecked evaluation
+    of ``step_unchecked`` would spread NaN to the whole group of 8.)"""
+    from torchenergy.energies import GaussianEnergy
+
+    target = GaussianEnergy(torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64))
+    s = Langevin(target, 0.1)
+    x = torch.zeros(8, 2, dtype=F64)
+    state = s.init(x)
+    bad = state._replace(x=state.x.clone(), grad=state.grad.clone())
+    bad.x[1, 0] = float("inf")
+    bad.grad[1, 0] = float("inf")
+    new, info = s.step(bad, generator=torch.Generator().manual_seed(0))
+    assert info.diverged.tolist() == [i == 1 for i in range(8)]
+    assert bool(torch.isfinite(new.x[[0, 2, 3, 4, 5, 6, 7]]).all())
+    spread = s.step_unchecked(bad, generator=torch.Generator().manual_seed(0))
+    assert not bool(torch.isfinite(spread.energy).any())  # the unchecked evaluation spreads it

@@ -156,12 +156,21 @@ class Langevin(Sampler):
 
     def step(self, state: GradState, *, generator: Generator = None) -> tuple[GradState, BaseInfo]:
         """One ULA move; one energy-and-gradient evaluation."""
-        return hold_nonfinite(state, self.step_unchecked(state, generator=generator))
+        x_new = self._propose(state, generator)
+        energy, grad = energy_and_grad(self.energy_fn, x_new)  # checked: per chain, exact
+        return hold_nonfinite(state, GradState(x_new, energy, grad))
 
     def step_unchecked(self, state: GradState, *, generator: Generator = None) -> GradState:
         """The move of :meth:`step` without holding chains whose energy or gradient is not
-        finite (they come back non-finite). The driver uses it between its block checks of
+        finite (they come back non-finite, and an energy's unchecked evaluation may spread a
+        non-finite value to other chains). The driver uses it between its block checks of
         ``finite_fields``; call :meth:`step` unless you check finiteness yourself."""
+        x_new = self._propose(state, generator)
+        energy, grad = self._eval_unchecked(x_new)
+        return GradState(x_new, energy, grad)
+
+    def _propose(self, state: GradState, generator: Generator) -> Tensor:
+        """The Langevin move from ``state`` (C, *D)."""
         x = state.x
         if self._plain:  # float ε and s, no clipping, no box: the move in three kernels
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -177,8 +186,7 @@ class Langevin(Sampler):
                 clamp=self.clamp,
                 generator=generator,
             )
-        energy, grad = self._eval_unchecked(x_new)
-        return GradState(x_new, energy, grad)
+        return x_new
 
     def run_block(
         self, state: GradState, n: int, *, generator: Generator = None, keep: Sequence[int] = ()
