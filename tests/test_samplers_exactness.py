@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from tests._sampler_targets import Counting, Gauss, Quartic, single_thread  # noqa: F401
@@ -250,3 +251,31 @@ def test_hmc_step_by_hand():
     acc = torch.rand(400, generator=g, dtype=F64) < torch.exp(h0 - h1)
     assert torch.equal(info.accepted, acc) and 0.2 < acc.double().mean() < 0.98
     torch.testing.assert_close(state.x, torch.where(acc[:, None], x, x0))
+
+
+@pytest.mark.parametrize(
+    "shape,dtype",
+    [
+        ((4096, 2), torch.float32),  # 8-byte rows: int64 path
+        ((4096, 2), torch.float64),  # 16-byte rows: complex128 path
+        ((4096, 1, 2, 2), torch.float32),  # 16 bytes, an event shape
+        ((4096, 1), torch.float64),  # 8 bytes
+        ((4096, 3), torch.float32),  # 12 bytes: plain torch.where
+        ((100, 2), torch.float32),  # few chains: plain torch.where
+    ],
+)
+def test_where_chains_selects_the_same_bits_as_torch_where(shape, dtype):
+    from torchenergy.samplers._common import where_chains
+
+    g = torch.Generator().manual_seed(0)
+    new = torch.randn(shape, generator=g, dtype=dtype)
+    old = torch.randn(shape, generator=g, dtype=dtype)
+    flat_new, flat_old = new.view(shape[0], -1), old.view(shape[0], -1)
+    flat_new[0, 0], flat_old[1, 0], flat_new[2, -1] = float("nan"), float("inf"), -0.0
+    mask = torch.rand(shape[0], generator=g) < 0.5
+    mask[:3] = torch.tensor([True, False, True])
+    ref = torch.where(mask.view(-1, *([1] * (len(shape) - 1))), new, old)
+    got = where_chains(mask, new, old)
+    assert got.shape == new.shape and got.dtype == dtype
+    bits = {torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
+    assert torch.equal(got.view(bits), ref.view(bits))  # bit for bit, NaN, inf and -0.0 included

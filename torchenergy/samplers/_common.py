@@ -128,10 +128,35 @@ def finite_chains(*tensors: Tensor) -> Tensor:
     return torch.isfinite(total)  # type: ignore[arg-type]
 
 
+# a chain's row of 8 or 16 bytes read as one element, for :func:`where_chains`
+_ROW_AS = {8: torch.int64, 16: torch.complex128}
+_ROW_MIN_CHAINS = 2048
+
+
 def where_chains(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
-    """Per-chain select: ``new`` where ``mask`` (C,) is True, else ``old``; any trailing shape."""
+    """Per-chain select: ``new`` where ``mask`` (C,) is True, else ``old``; any trailing shape.
+
+    On CPU ``torch.where`` over many short rows (10,000 chains of 2 float32) runs a slow
+    broadcast loop; there each chain's row of 8 or 16 bytes is selected as one int64 / complex128
+    element instead: the same bits (NaN and inf included) at about a third of the time.
+    """
     if new.dim() == 1:
         return torch.where(mask, new, old)
+    c = new.shape[0]
+    if (
+        c >= _ROW_MIN_CHAINS
+        and new.device.type == "cpu"
+        and new.dtype == old.dtype
+        and new.shape == old.shape
+        and new.is_contiguous()
+        and old.is_contiguous()
+    ):
+        as_row = _ROW_AS.get(new.numel() // c * new.element_size()) if c else None
+        if as_row is not None and new.dtype.is_floating_point:
+            picked = torch.where(
+                mask, new.view(c, -1).view(as_row).view(c), old.view(c, -1).view(as_row).view(c)
+            )
+            return picked.view(new.dtype).view(new.shape)
     # An expanded (stride-0) mask is markedly faster than a broadcast one on CPU.
     return torch.where(mask.reshape(-1, *([1] * (new.dim() - 1))).expand_as(new), new, old)
 
