@@ -279,3 +279,13 @@ def test_where_chains_selects_the_same_bits_as_torch_where(shape, dtype):
     assert got.shape == new.shape and got.dtype == dtype
     bits = {torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
     assert torch.equal(got.view(bits), ref.view(bits))  # bit for bit, NaN, inf and -0.0 included
+
+
+def test_where_chains_keeps_gradients_flowing():
+    from torchenergy.samplers._common import where_chains
+
+    new = torch.randn(4096, 2, requires_grad=True)
+    old = torch.randn(4096, 2)
+    mask = torch.arange(4096) % 2 == 0
+    where_chains(mask, new, old).sum().backward()
+    assert new.grad is not None and float(new.grad.sum()) == 4096.0  # 2048 rows x 2 picked

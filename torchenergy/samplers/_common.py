@@ -150,6 +150,7 @@ def where_chains(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
         and new.shape == old.shape
         and new.is_contiguous()
         and old.is_contiguous()
+        and not (new.requires_grad or old.requires_grad)  # the row view is not differentiable
     ):
         as_row = _ROW_AS.get(new.numel() // c * new.element_size()) if c else None
         if as_row is not None and new.dtype.is_floating_point:
