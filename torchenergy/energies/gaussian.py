@@ -295,11 +295,17 @@ class GaussianMixtureEnergy(Energy):
         prec = self.precisions.to(dtype=x.dtype, device=x.device)
         coef = self.log_coef.to(dtype=x.dtype, device=x.device)
         k, d = means.shape
+        graph = torch.is_grad_enabled() and any(
+            t.requires_grad for t in (x, means, prec, coef)
+        )  # autograd through forward (score matching, learnable parameters): no in-place ops
         diff = x.t().contiguous().unsqueeze(0) - means.unsqueeze(-1)  # (K, D, C)
         if k * d <= 64:  # one GEMM with the block-diagonal diag(Σ_1⁻¹, ..., Σ_K⁻¹)
-            pdiff = (self._block_precision(prec) @ diff.view(k * d, -1)).view(diff.shape)
+            block = torch.block_diag(*prec.unbind(0)) if graph else self._block_precision(prec)
+            pdiff = (block @ diff.view(k * d, -1)).view(diff.shape)
         else:
             pdiff = torch.bmm(prec, diff)
+        if graph:
+            return coef.unsqueeze(-1) - 0.5 * (diff * pdiff).sum(1), pdiff
         quad = diff.mul_(pdiff).sum(1)  # (K, C); diff is not needed after this
         return quad.mul_(-0.5).add_(coef.unsqueeze(-1)), pdiff
 
@@ -318,12 +324,14 @@ class GaussianMixtureEnergy(Energy):
         return -torch.logsumexp(self._logits(x)[0], dim=0)
 
     def energy_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(E(x), Σ_k r_k(x) Σ_k⁻¹ (x − μ_k))``, shapes (C,) and (C, D); closed form."""
-        logits, pdiff = self._logits(x)
-        lse = torch.logsumexp(logits, dim=0)
-        resp = torch.exp(logits.sub_(lse))  # (K, C), columns sum to one
-        grad = pdiff.mul_(resp.unsqueeze(1)).sum(0)  # (D, C)
-        return lse.neg_(), grad.t().contiguous()
+        """``(E(x), Σ_k r_k(x) Σ_k⁻¹ (x − μ_k))``, shapes (C,) and (C, D); closed form
+        (detached: differentiate ``forward`` for gradients with respect to parameters)."""
+        with torch.no_grad():
+            logits, pdiff = self._logits(x)
+            lse = torch.logsumexp(logits, dim=0)
+            resp = torch.exp(logits.sub_(lse))  # (K, C), columns sum to one
+            grad = pdiff.mul_(resp.unsqueeze(1)).sum(0)  # (D, C)
+            return lse.neg_(), grad.t().contiguous()
 
     def responsibilities(self, x: Tensor) -> Tensor:
         """Posterior component probabilities ``r_k(x)``, shape (C, K)."""
