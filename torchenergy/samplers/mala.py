@@ -61,7 +61,7 @@ def mala_log_proposal(
         scale = 4.0 * step_size
     # squared norm per chain as a matrix-vector product (a sum over a short last dimension
     # is a slow scalar loop on CPU)
-    sq = row_sum(diff.mul_(diff).flatten(1)).div_(scale)
+    sq = row_sum(diff.square().flatten(1)).div_(scale)
     return log_norm - sq
 
 
