@@ -169,7 +169,13 @@ def test_int24_bernoulli_is_u_below_p_with_the_stream_s_24_bit_uniforms():
     q = p.clone()
     u.bernoulli(q, out)
     assert torch.equal(q, p)
-    u.bernoulli(p.bfloat16(), torch.empty(37, 11, dtype=torch.bfloat16))
+    # bf16 probabilities (all-bf16 products) are compared in float32, the same 24-bit law
+    state = u.np_rng.bit_generator.state
+    got = u.bernoulli(p.bfloat16(), torch.empty(37, 11, dtype=torch.bfloat16))
+    u.np_rng.bit_generator.state = state
+    words = u.np_rng.bit_generator.random_raw((p.numel() + 1) // 2).view(np.uint32)[: p.numel()]
+    uni = torch.from_numpy(((words & 0xFFFFFF) * 2.0**-24).astype(np.float32)).view(37, 11)
+    assert torch.equal(got, (uni < p.bfloat16().float()).bfloat16())
 
 
 def test_int24_bernoulli_frequencies_match_p():

@@ -81,12 +81,13 @@ class GaussianEnergy(Energy):
         self.dim = d
         self.event_shape = (d,)
         self._params_cache: tuple | None = None
-        self._scale_cache: tuple | None = None
 
-    def _params(self, x: Tensor, k: int = 1) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        """μ and P cast to ``x``'s dtype/device, and for ``k > 1`` the grouped μ repeated k
-        times (kD,) and ``I_k ⊗ P`` (kD, kD). Cached per (k, dtype, device) and the buffers'
-        identity and version, so an in-place edit of ``mean`` or ``precision`` refreshes it."""
+    def _params(self, x: Tensor, k: int = 1) -> tuple[Tensor, ...]:
+        """``(μ, P, μ_k, P_k, s)`` for ``x``'s dtype/device: μ and P cast; for ``k > 1`` μ
+        repeated k times (kD,) and ``I_k ⊗ P`` (kD, kD), else None; and ``s = 4 λ_max(P)``
+        (0-dim), the scale of :meth:`grad_unchecked`'s guard. Cached per (k, dtype, device) and
+        the buffers' identity and version, so an in-place edit of ``mean`` or ``precision``
+        refreshes it."""
         mean, prec = self.mean, self.precision
         key = (
             k,
@@ -99,29 +100,29 @@ class GaussianEnergy(Energy):
         )
         cached = self._params_cache
         if cached is None or cached[0] != key:
+            lam = float(torch.linalg.eigvalsh(prec.detach().double()).max())
             mean = mean.to(dtype=x.dtype, device=x.device)
             prec = prec.to(dtype=x.dtype, device=x.device)
             mean_k = p_k = None
             if k > 1:
                 mean_k = mean.repeat(k)
                 p_k = torch.kron(torch.eye(k, dtype=prec.dtype, device=prec.device), prec)
-            cached = (key, mean, prec, mean_k, p_k)
+            scale = torch.tensor(4.0 * lam, dtype=x.dtype, device=x.device)
+            cached = (key, mean, prec, mean_k, p_k, scale)
             self._params_cache = cached
-        return cached[1], cached[2], cached[3], cached[4]
+        return cached[1:]
 
-    def _guard_scale(self, x: Tensor) -> Tensor:
-        """``4 λ_max(P)`` as a 0-dim tensor of ``x``'s dtype/device, cached like :meth:`_params`:
-        ``4 λ_max Σ_c ‖x_c − μ‖²`` finite implies every chain's energy ``½ dᵀPd ≤ ½ λ_max
-        ‖d‖²``, and each term ``d_j g_j`` of its sum, stays below a quarter of the dtype's
-        largest value (see :meth:`grad_unchecked`)."""
-        prec = self.precision
-        key = (x.dtype, x.device, prec.data_ptr(), prec._version)
-        cached = self._scale_cache
-        if cached is None or cached[0] != key:
-            lam = float(torch.linalg.eigvalsh(prec.double()).max())
-            cached = (key, torch.tensor(4.0 * lam, dtype=x.dtype, device=x.device))
-            self._scale_cache = cached
-        return cached[1]
+    def _diff_grad(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """``x − μ`` and ``P (x − μ)``, in the grouped layout (C/k, kD) for ``k > 1`` (see
+        ``row_groups``), else (C, D). Shared by the energy and the gradient-only path, so their
+        gradients are the same bits."""
+        mean, prec, mean_k, p_k, _ = self._params(x, k)
+        if k > 1:
+            c, d = x.shape
+            diff = x.view(c // k, k * d) - mean_k
+            return diff, diff @ p_k
+        diff = x - mean
+        return diff, diff @ prec
 
     def forward(self, x: Tensor) -> Tensor:
         """Energies ``½ (x − μ)ᵀ Σ⁻¹ (x − μ)``: (C, D) -> (C,)."""
@@ -150,27 +151,18 @@ class GaussianEnergy(Energy):
         three kernels.
         """
         k = row_groups(x)
-        mean, prec, mean_k, p_k = self._params(x, k)
-        if k > 1:
-            c, d = x.shape
-            diff = x.view(c // k, k * d) - mean_k
-            grad = (diff @ p_k).view(c, d)
-        else:
-            diff = x - mean
-            grad = diff @ prec
+        diff, grad = self._diff_grad(x, k)
         flat = diff.view(-1)
-        return grad, torch.dot(flat, flat).mul_(self._guard_scale(x))
+        return grad.view(x.shape), torch.dot(flat, flat).mul_(self._params(x, k)[4])
 
     def _energy_and_grad(self, x: Tensor, checked: bool) -> tuple[Tensor, Tensor]:
         k = row_groups(x)
-        mean, prec, mean_k, p_k = self._params(x, k)
+        diff, grad = self._diff_grad(x, k)
         if k > 1:
             # grouped layout (see ``row_groups``); its zero blocks would spread a non-finite
             # entry of one chain to the k - 1 chains beside it (0 · inf = NaN), so a result that
             # is not all finite is recomputed row by row below
             c, d = x.shape
-            diff = x.view(c // k, k * d) - mean_k
-            grad = diff @ p_k
             # ½ Σ_j diff_j grad_j by adding the D strided columns (cheaper than a GEMM here);
             # for D = 2 one lerp, t0 + ½ (t1 − t0), is the whole half-sum
             cols = diff.mul_(grad).view(c, d).unbind(1)  # diff is not needed after this
@@ -183,8 +175,7 @@ class GaussianEnergy(Energy):
                 energy.mul_(0.5)
             if not checked or math.isfinite(energy.sum().item()):  # CPU only: no device sync
                 return energy, grad.view(c, d)
-        diff = x - mean
-        grad = diff @ prec
+            diff, grad = self._diff_grad(x, 1)
         return 0.5 * row_sum(diff * grad), grad
 
     def log_partition(self) -> Tensor:
@@ -282,6 +273,7 @@ class GaussianMixtureEnergy(Energy):
         self.n_components = k
         self.dim = d
         self.event_shape = (d,)
+        self._block_cache: tuple | None = None
 
     def _logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Per-component log terms, transposed (K, C), and ``Σ_k⁻¹ (x − μ_k)`` as (K, D, C).
@@ -313,7 +305,7 @@ class GaussianMixtureEnergy(Energy):
         """``diag(Σ_1⁻¹, ..., Σ_K⁻¹)`` (KD, KD) for ``prec`` (K, D, D), cached per the buffer's
         identity, version, dtype and device."""
         key = (self.precisions.data_ptr(), self.precisions._version, prec.dtype, prec.device)
-        cached = getattr(self, "_block_cache", None)
+        cached = self._block_cache
         if cached is None or cached[0] != key:
             cached = (key, torch.block_diag(*prec.unbind(0)))
             self._block_cache = cached

@@ -610,7 +610,7 @@ def fit_rbm(
             a dtype to choose (``torch.float32`` for float32 throughout). In bf16, ``X`` (0/1
             samples) is exact and the centred ``P`` keeps about 3 significant digits: the
             gradient's rounding error is 0.2-0.3% of its norm, some 400x below its sampling
-            noise (``bench/results/classical.md``), and an epoch takes about 15% less time.
+            noise (``bench/results/classical.md``); an epoch took 1-14% less time (2 cores).
         generator: the random stream (shuffling and Gibbs sampling).
         callback: called as ``callback(epoch, record)`` after every epoch.
 

@@ -155,8 +155,12 @@ def run_chain(
 
     total = burn_in + n_steps
 
+    def traced(t: int) -> bool:
+        """Whether step ``t``'s state goes into the trace (before the n_rec cap)."""
+        return bool(trace) and t >= burn_in and (t - burn_in + 1) % thin == 0
+
     def record(t: int) -> None:
-        if trace and t >= burn_in and (t - burn_in + 1) % thin == 0 and len(xs) < n_rec:
+        if traced(t) and len(xs) < n_rec:
             xs.append(state.x)
             if has_energy:
                 es.append(state.energy)
@@ -205,12 +209,7 @@ def run_chain(
         saved_state, saved_rng, n_saved = state, rng.get_state(), len(xs)
         out = None
         if run_block is not None:  # the kernel's own block (e.g. Langevin, gradient only)
-            keep, n_kept = [], len(xs)
-            for i in range(k):
-                if trace and t + i >= burn_in and (t + i - burn_in + 1) % thin == 0:
-                    if n_kept < n_rec:
-                        keep.append(i)
-                        n_kept += 1
+            keep = [i for i in range(k) if traced(t + i)][: max(n_rec - len(xs), 0)]
             out = run_block(state, k, generator=generator, keep=keep)
         if out is not None:
             state, check, kept = out
