@@ -9,8 +9,9 @@ from torchenergy.energies.analytic import (
     RastriginEnergy,
     RosenbrockEnergy,
 )
-from torchenergy.energies.base import Energy, energy_and_grad, grad_energy
-from torchenergy.energies.composition import (
+from torchenergy.energies.autograd import energy_and_grad, grad_energy
+from torchenergy.energies.base import (
+    Energy,
     HardConstraint,
     PenaltyConstraint,
     ScaledEnergy,

@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from torchenergy._checks import check_positive, check_positive_int, check_tensor
 from torchenergy.energies.base import Energy
-from torchenergy.samplers.base import BaseInfo, Sampler
+from torchenergy.samplers.base import BaseInfo
+from torchenergy.samplers.driver import Sampler
 from torchenergy.types import Generator
 
 __all__ = ["BoltzmannMachine", "SiteGibbs", "SiteGibbsState", "fit_boltzmann", "moments"]

@@ -1,4 +1,7 @@
-"""Negative makers for contrastive divergence: where the model samples in the CD loss come from.
+"""Chain makers: where the model samples of a training step (the CD negatives) come from.
+
+They make chains, not losses, so they live beside :class:`~torchenergy.samplers.ReplayBuffer`
+(``torchenergy.losses`` re-exports them for the losses that take negatives).
 
 Every maker is a callable ``make(x_pos, *, generator=None) -> x_neg`` returning detached negatives
 (C, *D), so a training step reads::

@@ -1,5 +1,7 @@
-"""Small pieces shared by the kernels: validation at the boundary, per-chain broadcasting, the
-gradient-caching State and the finiteness test.
+"""The parts every kernel composes, written once: the kernel preamble (validation at the
+boundary), per-chain broadcasting, the gradient-caching State, the finiteness test, per-chain
+and whole-state selection (accept/reject, holding non-finite chains), and the Langevin move
+with its gradient clipping and box.
 
 Step sizes (and similar per-chain hyperparameters) are a positive float or a tensor of shape ()
 or (C,); a (C,) tensor is broadcast over the event dimensions, so ``eps * grad`` works for any
@@ -15,19 +17,28 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_tensor
-from torchenergy.energies._util import row_sum
-from torchenergy.energies.base import energy_and_grad
-from torchenergy.types import EnergyFn
+from torchenergy._ops import row_sum
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.base import BaseInfo, unadjusted_info
+from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = [
     "GradState",
     "chain_view",
+    "check_clamp",
     "check_energy_fn",
+    "check_gradient_kernel",
     "check_init_x",
     "check_per_chain",
     "check_step_size",
+    "clamp_box",
+    "clip_grad_per_chain",
     "finite_chains",
+    "hold_nonfinite",
     "init_grad_state",
+    "langevin_move",
+    "langevin_proposal",
+    "select_state",
     "sqrt_of",
     "where_chains",
 ]
@@ -162,9 +173,121 @@ def where_chains(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
     return torch.where(mask.reshape(-1, *([1] * (new.dim() - 1))).expand_as(new), new, old)
 
 
-def init_grad_state(energy_fn: EnergyFn, x: Tensor) -> GradState:
-    """Validate ``x`` (C, *D) and evaluate (and cache) ``E(x)`` and ``grad_x E(x)``."""
+def check_gradient_kernel(energy_fn: Any, **step_sizes: Any) -> None:
+    """The preamble of every gradient kernel's constructor: ``energy_fn`` callable and each
+    named step size positive (float or a tensor of shape () or (C,)); ``noise_scale`` may be 0."""
+    check_energy_fn(energy_fn)
+    for name, value in step_sizes.items():
+        check_step_size(name, value, allow_zero=name == "noise_scale")
+
+
+def init_grad_state(energy_fn: EnergyFn, x: Tensor, **per_chain: Any) -> GradState:
+    """Validate ``x`` (C, *D) and evaluate (and cache) ``E(x)`` and ``grad_x E(x)``.
+
+    Each keyword (e.g. ``step_size=...``) names a per-chain hyperparameter whose (C,) tensor
+    form must match the C of ``x``.
+    """
     check_init_x(x)
     x = x.detach()
+    for name, value in per_chain.items():
+        check_per_chain(name, value, x)
     energy, grad = energy_and_grad(energy_fn, x)
     return GradState(x, energy, grad)
+
+
+def select_state(mask: Tensor, new: Any, old: Any) -> Any:
+    """Whole-state per-chain select: each field of ``new`` where ``mask`` (C,) is True, else
+    ``old``'s (both NamedTuples of the same type with (C,) or (C, *D) fields).
+
+    The accept/reject of every Metropolis kernel and the hold of non-finite chains.
+    """
+    return type(new)(*(where_chains(mask, n, o) for n, o in zip(new, old)))
+
+
+def hold_nonfinite(state: GradState, new: GradState) -> tuple[GradState, BaseInfo]:
+    """Take ``new`` for the chains whose energy and gradient are finite; the others keep
+    ``state`` and are flagged ``diverged`` (used by every unadjusted kernel)."""
+    ok = finite_chains(new.energy, new.grad)  # a non-finite x gives a non-finite E or ∇E
+    return select_state(ok, new, state), unadjusted_info(~ok)
+
+
+def clip_grad_per_chain(grad: Tensor, max_norm: float) -> Tensor:
+    """Rescale each chain's gradient (C, *D) so its Euclidean norm is at most ``max_norm``."""
+    norm = grad.flatten(1).norm(dim=1)
+    factor = torch.clamp(max_norm / (norm + 1e-12), max=1.0)
+    return grad * factor.reshape(-1, *([1] * (grad.dim() - 1)))
+
+
+def check_clamp(clamp: Any) -> None:
+    """Validate a ``(low, high)`` box: numbers or tensors broadcastable to the event shape."""
+    if clamp is None:
+        return
+    if not isinstance(clamp, (tuple, list)) or len(clamp) != 2:
+        raise ValueError(f"clamp must be a (low, high) pair, got {clamp!r}")
+    lo, hi = clamp
+    for name, v in (("clamp low", lo), ("clamp high", hi)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, Tensor)):
+            raise TypeError(f"{name} must be a number or a tensor, got {v!r}")
+    if not bool(torch.all(torch.as_tensor(lo) < torch.as_tensor(hi))):
+        raise ValueError(f"clamp must satisfy low < high, got low={lo!r}, high={hi!r}")
+
+
+def clamp_box(x: Tensor, clamp: Any) -> Tensor:
+    """``x`` clamped to the box ``clamp = (low, high)`` (see :func:`check_clamp`)."""
+    lo, hi = clamp
+    if isinstance(lo, Tensor):
+        lo = lo.to(device=x.device, dtype=x.dtype)
+    if isinstance(hi, Tensor):
+        hi = hi.to(device=x.device, dtype=x.dtype)
+    return torch.clamp(x, min=lo, max=hi)
+
+
+def langevin_move(
+    x: Tensor, grad: Tensor, step_size: float, noise: float, *, generator: Generator = None
+) -> Tensor:
+    """The plain Langevin move ``x − ε·g + noise·z`` for float ε and ``noise = sqrt(2ε)·s``, in
+    three kernels (one draw, one fused add, one in-place add). Shapes (C, *D)."""
+    z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    x_new = torch.add(x, grad, alpha=-step_size)
+    return x_new.add_(z, alpha=noise)
+
+
+def langevin_proposal(
+    x: Tensor,
+    grad: Tensor,
+    step_size: StepSize,
+    noise_scale: StepSize = 1.0,
+    *,
+    grad_clip: float | None = None,
+    clamp: Any = None,
+    generator: Generator = None,
+) -> Tensor:
+    """One Langevin move ``x − ε·g + sqrt(2ε)·s·z`` (then clamped to the box when given).
+
+    Shapes: ``x``, ``grad`` (C, *D); ``step_size`` ε and ``noise_scale`` s float, () or (C,).
+    ``grad`` is clipped per chain to norm ``grad_clip`` first when given. With float ε and s
+    this is :func:`langevin_move` (the same arithmetic and draws).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> langevin_proposal(torch.zeros(3, 2), torch.ones(3, 2), 0.1, generator=g).shape
+        torch.Size([3, 2])
+    """
+    if grad_clip is not None:
+        grad = clip_grad_per_chain(grad, grad_clip)
+    if isinstance(step_size, Tensor) or isinstance(noise_scale, Tensor):
+        eps = chain_view(step_size, x)
+        noise = sqrt_of(2.0 * eps) * chain_view(noise_scale, x)
+        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x_new = x - eps * grad if isinstance(eps, Tensor) else torch.add(x, grad, alpha=-eps)
+        # x_new is a fresh tensor here: update it in place (one allocation fewer per step)
+        if isinstance(noise, Tensor):
+            x_new = x_new.addcmul_(noise, z)
+        else:
+            x_new = x_new.add_(z, alpha=noise)
+    else:
+        noise = math.sqrt(2.0 * step_size) * noise_scale
+        x_new = langevin_move(x, grad, step_size, noise, generator=generator)
+    if clamp is not None:
+        x_new = clamp_box(x_new, clamp)
+    return x_new
