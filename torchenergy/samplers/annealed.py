@@ -28,8 +28,7 @@ from torchenergy.samplers.base import BaseInfo
 from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.proposals import (
     GradState,
-    check_clamp,
-    check_gradient_kernel,
+    check_langevin_config,
     hold_nonfinite,
     init_grad_state,
     langevin_proposal,
@@ -117,12 +116,9 @@ class AnnealedLangevin(Sampler):
     clamp: Any = None
 
     def __post_init__(self) -> None:
-        check_gradient_kernel(
-            self.energy_fn, step_size=self.step_size, noise_scale=self.noise_scale
+        check_langevin_config(
+            self.energy_fn, self.step_size, self.noise_scale, self.grad_clip, self.clamp
         )
-        if self.grad_clip is not None:
-            check_positive("grad_clip", self.grad_clip)
-        check_clamp(self.clamp)
         sched = self.schedule
         if isinstance(sched, Tensor):
             if sched.dim() != 1 or sched.numel() == 0 or not sched.is_floating_point():

@@ -70,6 +70,12 @@ def _check_sampler(sampler: Any) -> None:
         )
 
 
+def _check_steps_and_chains(n_steps: Any, n_chains: Any) -> None:
+    check_positive_int("n_steps", n_steps)
+    if n_chains is not None:
+        check_positive_int("n_chains", n_chains)
+
+
 @dataclass(frozen=True)
 class DataNegatives:
     """CD-k: ``n_steps`` sampler steps started at the data batch.
@@ -112,9 +118,7 @@ class ShortRunNegatives:
 
     def __post_init__(self) -> None:
         _check_sampler(self.sampler)
-        check_positive_int("n_steps", self.n_steps)
-        if self.n_chains is not None:
-            check_positive_int("n_chains", self.n_chains)
+        _check_steps_and_chains(self.n_steps, self.n_chains)
 
     def __call__(self, x_pos: Tensor, *, generator: Generator = None) -> Tensor:
         check_tensor("x_pos", x_pos, min_dim=1, floating=True)
@@ -156,9 +160,7 @@ class PersistentNegatives:
                 "buffer must provide sample(n, *, generator) -> (idx, x) and update(idx, x) "
                 f"(a ReplayBuffer), got {type(self.buffer).__name__}"
             )
-        check_positive_int("n_steps", self.n_steps)
-        if self.n_chains is not None:
-            check_positive_int("n_chains", self.n_chains)
+        _check_steps_and_chains(self.n_steps, self.n_chains)
 
     def __call__(self, x_pos: Tensor, *, generator: Generator = None) -> Tensor:
         check_tensor("x_pos", x_pos, min_dim=1, floating=True)

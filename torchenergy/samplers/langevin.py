@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from torchenergy._checks import check_positive
 from torchenergy.energies import energy_and_grad
 from torchenergy.energies.protocols import GradUnchecked, UncheckedEnergy
 from torchenergy.samplers._blocks import langevin_grad_block
@@ -26,8 +25,7 @@ from torchenergy.samplers.base import BaseInfo
 from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.proposals import (
     GradState,
-    check_clamp,
-    check_gradient_kernel,
+    check_langevin_config,
     hold_nonfinite,
     init_grad_state,
     langevin_move,
@@ -80,12 +78,9 @@ class Langevin(Sampler):
     clamp: Any = None
 
     def __post_init__(self) -> None:
-        check_gradient_kernel(
-            self.energy_fn, step_size=self.step_size, noise_scale=self.noise_scale
+        check_langevin_config(
+            self.energy_fn, self.step_size, self.noise_scale, self.grad_clip, self.clamp
         )
-        if self.grad_clip is not None:
-            check_positive("grad_clip", self.grad_clip)
-        check_clamp(self.clamp)
 
     def init(self, x: Tensor) -> GradState:
         """Cache ``E(x)`` and ``∇E(x)`` for ``x`` (C, *D)."""

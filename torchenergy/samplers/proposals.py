@@ -29,6 +29,7 @@ __all__ = [
     "check_energy_fn",
     "check_gradient_kernel",
     "check_init_x",
+    "check_langevin_config",
     "check_per_chain",
     "check_step_size",
     "clamp_box",
@@ -179,6 +180,16 @@ def check_gradient_kernel(energy_fn: Any, **step_sizes: Any) -> None:
     check_energy_fn(energy_fn)
     for name, value in step_sizes.items():
         check_step_size(name, value, allow_zero=name == "noise_scale")
+
+
+def check_langevin_config(
+    energy_fn: Any, step_size: Any, noise_scale: Any, grad_clip: Any, clamp: Any
+) -> None:
+    """The constructor checks of a Langevin-move kernel (Langevin, AnnealedLangevin)."""
+    check_gradient_kernel(energy_fn, step_size=step_size, noise_scale=noise_scale)
+    if grad_clip is not None:
+        check_positive("grad_clip", grad_clip)
+    check_clamp(clamp)
 
 
 def init_grad_state(energy_fn: EnergyFn, x: Tensor, **per_chain: Any) -> GradState:
