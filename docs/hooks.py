@@ -2,6 +2,8 @@
 
 * API pages: every name in the ``__all__`` of each ``::: torchenergy.x`` directive must be rendered
   (an anchor ``id="torchenergy.x.name"``); a missing one is a warning, so ``--strict`` fails.
+* Benchmarks: the PNGs in ``bench/results/`` are served under ``benchmarks/`` (not copied into
+  ``docs/``), so the result pages included from there show their figures.
 * Gallery: an image under ``gallery/`` that has not been generated yet (``make gallery``) is
   replaced by a note saying how to make it, so the site builds from a clean checkout.
 """
@@ -19,6 +21,17 @@ log = logging.getLogger("mkdocs.hooks.torchenergy")
 _DIRECTIVE = re.compile(r"^:::\s*(torchenergy[\w.]*)\s*$", re.MULTILINE)
 _IMAGE = re.compile(r"!\[([^\]]*)\]\((gallery/[^)\s]+)\)(\{[^}]*\})?")
 _modules: dict[str, list[str]] = {}
+_BENCH = Path(__file__).resolve().parents[1] / "bench" / "results"
+
+
+def on_files(files: Any, config: Any) -> Any:
+    from mkdocs.structure.files import File
+
+    for png in sorted(_BENCH.glob("*.png")):
+        uri = f"benchmarks/{png.name}"
+        if files.get_file_from_path(uri) is None:
+            files.append(File.generated(config, uri, abs_src_path=str(png)))
+    return files
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
