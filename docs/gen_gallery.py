@@ -39,7 +39,12 @@ def jobs(quick: bool) -> list[tuple[str, list[str], dict[str, str]]]:
                 "training_curves.png": "demo_training_curves.png",
                 **{
                     f"samplers/samplers_{t}.png": f"samplers_{t}.png"
-                    for t in ("gaussian_mixture", "double_well", "correlated_gaussian", "rosenbrock")
+                    for t in (
+                        "gaussian_mixture",
+                        "double_well",
+                        "correlated_gaussian",
+                        "rosenbrock",
+                    )
                 },
             },
         ),

@@ -43,7 +43,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         if (page_dir / m.group(2)).is_file():
             return m.group(0)
         return (
-            f"\n\n!!! note \"Not generated yet: {m.group(2)}\"\n"
+            f'\n\n!!! note "Not generated yet: {m.group(2)}"\n'
             f"    Run `make gallery` (or `python docs/gen_gallery.py`) and rebuild.\n\n"
         )
 
@@ -60,7 +60,9 @@ def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
             continue
         public = getattr(module, "__all__", None)
         if public is None:
-            log.warning("%s: %s has no __all__; the reference lists __all__", page.file.src_uri, name)
+            log.warning(
+                "%s: %s has no __all__; the reference lists __all__", page.file.src_uri, name
+            )
             continue
         missing = [n for n in public if f"{name}.{n}" not in ids]
         if missing:
