@@ -26,8 +26,17 @@ def runnable_blocks(text: str, where: str = "page") -> list[tuple[int, str]]:
     """``(line number, code)`` of every block marked runnable in one Markdown page."""
     lines = text.splitlines()
     blocks = []
+    fence = ""  # the fence of the code block we are in ("" outside): markers inside don't count
     for i, line in enumerate(lines):
-        if line.strip() != MARK:
+        stripped = line.strip()
+        if fence:
+            if stripped == fence:
+                fence = ""
+            continue
+        if stripped.startswith("```"):
+            fence = stripped[: len(stripped) - len(stripped.lstrip("`"))]
+            continue
+        if stripped != MARK:
             continue
         j = i + 1
         while j < len(lines) and not lines[j].strip():
@@ -44,11 +53,14 @@ def runnable_blocks(text: str, where: str = "page") -> list[tuple[int, str]]:
     return blocks
 
 
-PAGES = sorted(p for p in DOCS.rglob("*.md") if MARK in p.read_text(encoding="utf-8"))
+PAGES = sorted(
+    p for p in DOCS.rglob("*.md") if runnable_blocks(p.read_text(encoding="utf-8"), str(p))
+)
 
 
 def test_runnable_blocks_are_found():
     assert runnable_blocks(f"x\n{MARK}\n```python\nprint(1)\n```\n") == [(4, "print(1)")]
+    assert runnable_blocks(f"````markdown\n{MARK}\n```python\nprint(1)\n```\n````\n") == []
     with pytest.raises(ValueError, match="must be followed"):
         runnable_blocks(f"{MARK}\n```bash\nls\n```\n")
     assert PAGES, "no page in docs/ has a runnable block"
