@@ -3,6 +3,8 @@
 Two habits of the codebase that griffe's Google parser does not understand are rewritten in the
 docstring text griffe sees (the source files are not touched):
 
+* Sphinx roles (``:func:`run_chain```, ``:class:`~torchenergy.samplers.MALA```) become code
+  spans (``run_chain``, ``MALA``) instead of literal text;
 * ``Example:`` (the singular Napoleon section) becomes ``Examples:``, so doctests are rendered as
   code blocks instead of paragraphs;
 * ``#:`` comments above a module attribute become its docstring;
@@ -32,12 +34,19 @@ _PARAM_SECTIONS = {
     "Other Parameters",
     "Attributes",
 }
+_ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`(~?)([^`]+)`")
 _MULTI = re.compile(r"^(\s+)(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)+)\s*(\([^)]*\))?:(.*)$")
 
 
+def _role(m: re.Match[str]) -> str:
+    target = m.group(2).strip()
+    return f"`{target.rsplit('.', 1)[-1] if m.group(1) else target}`"
+
+
 def normalize(text: str) -> str:
-    """Rewrite ``Example:`` headers and multi-name parameter entries (see the module docstring)."""
-    lines = text.split("\n")
+    """Rewrite Sphinx roles, ``Example:`` headers and multi-name parameter entries (see the
+    module docstring)."""
+    lines = _ROLE.sub(_role, text).split("\n")
     out: list[str] = []
     section: str | None = None
     section_indent = -1
@@ -99,7 +108,7 @@ class GoogleHabits(griffe.Extension):
         if obj.docstring is not None:
             obj.docstring.value = normalize(obj.docstring.value)
         elif obj.is_attribute and (text := comment_docstring(obj)):
-            obj.docstring = griffe.Docstring(text, lineno=obj.lineno, parent=obj)
+            obj.docstring = griffe.Docstring(normalize(text), lineno=obj.lineno, parent=obj)
 
 
 def comment_docstring(obj: griffe.Object) -> str | None:
