@@ -117,4 +117,4 @@ def test_site_builds_strict(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "site" / "api" / "samplers" / "index.html").is_file()
+    assert (tmp_path / "site" / "api" / "samplers.html").is_file()
