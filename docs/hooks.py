@@ -1,5 +1,8 @@
 """MkDocs hooks (``mkdocs.yml: hooks``), all offline.
 
+* API pages: a ``nav`` entry ``- torchenergy.foo: api/foo.md`` whose file does not exist gets a
+  generated page, ``# torchenergy.foo`` + ``::: torchenergy.foo`` (so a new subpackage's reference
+  is that one line in ``mkdocs.yml``; write ``docs/api/foo.md`` yourself to add prose).
 * API pages: every name in the ``__all__`` of each ``::: torchenergy.x`` directive must be rendered
   (an anchor ``id="torchenergy.x.name"``); a missing one is a warning, so ``--strict`` fails.
 * Benchmarks: the PNGs in ``bench/results/`` are served under ``benchmarks/`` (not copied into
@@ -24,8 +27,28 @@ _modules: dict[str, list[str]] = {}
 _BENCH = Path(__file__).resolve().parents[1] / "bench" / "results"
 
 
+def _nav_api_entries(items: Any) -> list[tuple[str, str]]:
+    """``(module, path)`` of the nav entries ``torchenergy.x: api/x.md``, at any depth."""
+    found: list[tuple[str, str]] = []
+    for item in items or []:
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if isinstance(value, str):
+                    if re.fullmatch(r"torchenergy(\.\w+)*", key) and value.startswith("api/"):
+                        found.append((key, value))
+                else:
+                    found.extend(_nav_api_entries(value))
+        elif isinstance(item, list):
+            found.extend(_nav_api_entries(item))
+    return found
+
+
 def on_files(files: Any, config: Any) -> Any:
     from mkdocs.structure.files import File
+
+    for module, uri in _nav_api_entries(config["nav"]):
+        if files.get_file_from_path(uri) is None:
+            files.append(File.generated(config, uri, content=f"# {module}\n\n::: {module}\n"))
 
     for png in sorted(_BENCH.glob("*.png")):
         uri = f"benchmarks/{png.name}"
