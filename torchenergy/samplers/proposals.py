@@ -219,6 +219,12 @@ def hold_nonfinite(state: GradState, new: GradState) -> tuple[GradState, BaseInf
     """Take ``new`` for the chains whose energy and gradient are finite; the others keep
     ``state`` and are flagged ``diverged`` (used by every unadjusted kernel)."""
     ok = finite_chains(new.energy, new.grad)  # a non-finite x gives a non-finite E or ∇E
+    if ok.device.type == "cpu" and not torch.compiler.is_compiling() and bool(ok.all()):
+        # every chain moves: the select would return ``new`` bit for bit, so skip its kernels
+        # (one host read, which on CPU is no device sync; traced/compiled steps and other
+        # devices always select, keeping the step free of data-dependent branches there)
+        held = ~ok
+        return new, BaseInfo(ok.to(torch.get_default_dtype()), ok, held, held)
     return select_state(ok, new, state), unadjusted_info(~ok)
 
 
