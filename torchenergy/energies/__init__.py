@@ -17,6 +17,7 @@ from torchenergy.energies.composition import (
     SumEnergy,
     TemperedEnergy,
 )
+from torchenergy.energies.discrete import binary_states, numbered_states, sample_bernoulli
 from torchenergy.energies.neural import ConvEnergy, FourierFeatures, MLPEnergy
 
 __all__ = [
@@ -36,6 +37,9 @@ __all__ = [
     "ScaledEnergy",
     "SumEnergy",
     "TemperedEnergy",
+    "binary_states",
     "energy_and_grad",
     "grad_energy",
+    "numbered_states",
+    "sample_bernoulli",
 ]

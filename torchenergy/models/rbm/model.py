@@ -13,10 +13,13 @@ loss in the library can use it directly (``p(v) = exp(-F(v)) / Z``).
   ``p(v | h) = N(b + Wh, diag σ²)``, ``p(h_j = 1 | v) = σ(c_j + Σ_i v_i W_ij / σ_i²)``.
   ``log σ²`` is the learned parameter (Krizhevsky 2009 / Cho et al. 2011), which keeps it positive
   and makes training stable.
-* :class:`BlockGibbs`: the sampler kernel ``v → h ~ p(h|v) → v' ~ p(v'|h)`` in the library's
-  sampler protocol; it works for any object with ``sample_hidden`` / ``sample_visible``.
 
-Training (CD-k, PCD) lives in :mod:`torchenergy.models.rbm_train`; ``rbm.fit(...)`` is a shortcut.
+The block-Gibbs kernel is :class:`~torchenergy.models.rbm.gibbs.BlockGibbs`. Training (CD-k, PCD)
+lives in :mod:`torchenergy.models.rbm.cd` and :mod:`torchenergy.models.rbm.training`;
+``rbm.fit(...)`` is a shortcut for :func:`~torchenergy.models.rbm.training.fit_rbm`, reached
+through the hook :func:`register_trainer` (this module never imports the training code: the
+training module registers itself when the package ``torchenergy.models.rbm`` is imported, which
+always happens before this module is).
 
 References:
     Hinton (2002), Training products of experts by minimizing contrastive divergence.
@@ -27,26 +30,34 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive, check_positive_int, check_tensor
-from torchenergy.energies.base import Energy
-from torchenergy.samplers.base import BaseInfo, Sampler
+from torchenergy.energies import Energy, sample_bernoulli
+from torchenergy.models.rbm.gibbs import BlockGibbs
 from torchenergy.types import Generator
 
-__all__ = ["BernoulliRBM", "BlockGibbs", "BlockGibbsState", "GaussianBernoulliRBM"]
+__all__ = ["BernoulliRBM", "GaussianBernoulliRBM", "RBMTrainer", "register_trainer"]
+
+#: ``(rbm, data, **kwargs) -> history``: what :meth:`BernoulliRBM.fit` calls.
+RBMTrainer = Callable[..., Any]
+
+_TRAINER: list[RBMTrainer] = []
 
 
-def _bernoulli(p: Tensor, generator: Generator) -> Tensor:
-    """``Bernoulli(p)`` draws as ``u < p`` (twice as fast as ``torch.bernoulli`` on CPU)."""
-    dt = p.dtype if p.dtype in (torch.float32, torch.float64) else torch.float32
-    u = torch.rand(p.shape, generator=generator, dtype=dt, device=p.device)
-    return (u < p).to(p.dtype)
+def register_trainer(fn: RBMTrainer) -> RBMTrainer:
+    """Make ``fn`` the implementation of ``rbm.fit(data, **kwargs)`` (a decorator; returns ``fn``).
+
+    :func:`torchenergy.models.rbm.training.fit_rbm` registers itself, so that this module, which
+    the training code imports, need not import it back.
+    """
+    _TRAINER[:] = [fn]
+    return fn
 
 
 class _RBMBase(Energy):
@@ -104,7 +115,7 @@ class _RBMBase(Energy):
 
     def sample_hidden(self, v: Tensor, *, generator: Generator = None) -> Tensor:
         """``h ~ p(h | v)``, (C, V) -> (C, H) with values in {0, 1}."""
-        return _bernoulli(self.hidden_probs(v), generator)
+        return sample_bernoulli(self.hidden_probs(v), generator=generator)
 
     def transform(self, v: Tensor) -> Tensor:
         """Hidden features ``p(h = 1 | v)`` (C, H), as scikit-learn's ``transform``."""
@@ -127,15 +138,15 @@ class _RBMBase(Energy):
         check_positive_int("n", n)
         if v0 is None:
             p = self.W.new_full((n, self.n_hidden), 0.5)
-            v0 = self.sample_visible(_bernoulli(p, generator), generator=generator)
+            v0 = self.sample_visible(sample_bernoulli(p, generator=generator), generator=generator)
         with torch.no_grad():
             return BlockGibbs(self).sample(v0, n_steps, generator=generator)
 
     def fit(self, data: Tensor, **kwargs: Any) -> Any:
-        """Train on ``data`` (N, V); see :func:`torchenergy.models.rbm_train.fit_rbm`."""
-        from torchenergy.models.rbm_train import fit_rbm
-
-        return fit_rbm(self, data, **kwargs)
+        """Train on ``data`` (N, V); see :func:`torchenergy.models.rbm.training.fit_rbm`."""
+        if not _TRAINER:  # pragma: no cover - the package __init__ registers fit_rbm
+            raise RuntimeError("no RBM trainer registered; import torchenergy.models.rbm")
+        return _TRAINER[0](self, data, **kwargs)
 
     def extra_repr(self) -> str:
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}"
@@ -195,7 +206,7 @@ class BernoulliRBM(_RBMBase):
 
     def sample_visible(self, h: Tensor, *, generator: Generator = None) -> Tensor:
         """``v ~ p(v | h)``, (C, H) -> (C, V) with values in {0, 1}."""
-        return _bernoulli(self.visible_probs(h), generator)
+        return sample_bernoulli(self.visible_probs(h), generator=generator)
 
 
 class GaussianBernoulliRBM(_RBMBase):
@@ -307,54 +318,3 @@ class GaussianBernoulliRBM(_RBMBase):
         mean = self.visible_mean(h)
         z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean + z * torch.exp(0.5 * self.lv)
-
-
-class BlockGibbsState(NamedTuple):
-    """State of :class:`BlockGibbs`: ``x`` the visible units (C, V)."""
-
-    x: Tensor
-
-
-@dataclass(frozen=True)
-class BlockGibbs(Sampler):
-    """Block Gibbs sampler for RBMs: ``h ~ p(h | v)``, then ``v' ~ p(v' | h)``; ``k`` rounds a step.
-
-    Leaves ``p(v) ∝ exp(-F(v))`` invariant exactly (every move is accepted). ``energy_fn`` is any
-    object with ``sample_hidden(v, generator=)`` and ``sample_visible(h, generator=)``: the RBMs
-    here, or the intermediate models of annealed importance sampling.
-
-    Shapes: state.x (C, V).
-
-    Example:
-        >>> rbm = BernoulliRBM(4, 2)
-        >>> BlockGibbs(rbm).sample(torch.zeros(3, 4), 5).shape
-        torch.Size([3, 4])
-    """
-
-    energy_fn: Any
-    k: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("sample_hidden", "sample_visible"):
-            if not callable(getattr(self.energy_fn, name, None)):
-                raise TypeError(
-                    f"BlockGibbs needs a model with sample_hidden/sample_visible methods, "
-                    f"got {type(self.energy_fn).__name__}"
-                )
-        check_positive_int("k", self.k)
-
-    def init(self, x: Tensor) -> BlockGibbsState:
-        check_tensor("x", x, min_dim=2, floating=True)
-        return BlockGibbsState(x.detach())
-
-    def step(
-        self, state: BlockGibbsState, *, generator: Generator = None
-    ) -> tuple[BlockGibbsState, BaseInfo]:
-        with torch.no_grad():
-            v = state.x
-            for _ in range(self.k):
-                h = self.energy_fn.sample_hidden(v, generator=generator)
-                v = self.energy_fn.sample_visible(h, generator=generator)
-        ones = torch.ones(v.shape[0], dtype=v.dtype, device=v.device)
-        false = torch.zeros(v.shape[0], dtype=torch.bool, device=v.device)
-        return BlockGibbsState(v.reshape(state.x.shape)), BaseInfo(ones, ~false, false, false)
