@@ -131,7 +131,7 @@ def pseudo_log_likelihood(energy_fn: EnergyFn, x: Tensor, *, chunk_size: int = 6
         raise ValueError("pseudo_log_likelihood needs binary x with values in {0, 1}")
     with torch.no_grad():
         if isinstance(energy_fn, BernoulliRBM):
-            return _rbm_pl(energy_fn, energy_fn._flat(x), chunk_size)
+            return _rbm_pl(energy_fn, energy_fn.flatten_visible(x), chunk_size)
         shape = x.shape
         flat = x.flatten(1)
         d = flat.shape[1]

@@ -109,7 +109,7 @@ class RBMAnnealingPath:
     def energy(self, v: Tensor, beta: float) -> Tensor:
         rbm = self.rbm
         with torch.no_grad():
-            v = rbm._flat(v)
+            v = rbm.flatten_visible(v)
             a = self.hidden_input(v)
             soft = F.softplus(beta * a).sum(-1)
             if self.gaussian:
@@ -153,7 +153,7 @@ class RBMAnnealingPath:
         """
         rbm = self.rbm
         with torch.no_grad():
-            x = rbm._flat(x)
+            x = rbm.flatten_visible(x)
             dlin = None if self.gaussian else rbm.b - self.base_bias
 
             def diff(v: Tensor, a: Tensor, b_hi: float, b_lo: float) -> Tensor:

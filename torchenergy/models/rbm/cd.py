@@ -135,7 +135,7 @@ def cd_step(
     """
     check_positive_int("k", k)
     check_matmul_dtype(matmul_dtype)
-    v_pos = rbm._flat(v).detach()
+    v_pos = rbm.flatten_visible(v).detach()
     n = v_pos.shape[0]
     amp = (
         torch.autocast(v_pos.device.type, dtype=matmul_dtype)
@@ -147,7 +147,7 @@ def cd_step(
             p_pos = rbm.hidden_probs(v_pos)
             h = sample_bernoulli(p_pos, generator=generator)
         else:  # one product for the data and the chains
-            p_all = rbm.hidden_probs(torch.cat([v_pos, rbm._flat(chains)]))
+            p_all = rbm.hidden_probs(torch.cat([v_pos, rbm.flatten_visible(chains)]))
             p_pos = p_all[:n]
             h = sample_bernoulli(p_all[n:], generator=generator)
         for i in range(k):

@@ -85,7 +85,9 @@ class _RBMBase(Energy):
         self.b = nn.Parameter(torch.zeros(n_visible, **kw))
         self.c = nn.Parameter(torch.zeros(n_hidden, **kw))
 
-    def _flat(self, v: Tensor) -> Tensor:
+    def flatten_visible(self, v: Tensor) -> Tensor:
+        """``v`` as the (C, V) matrix the weights multiply: checked, trailing dims flattened
+        ((C, *D) with V elements is accepted); raises ``ValueError`` on a wrong size."""
         check_tensor("v", v, min_dim=2, floating=True)
         v = v.flatten(1) if v.dim() > 2 else v
         if v.shape[1] != self.n_visible:
@@ -107,7 +109,7 @@ class _RBMBase(Energy):
 
     def hidden_logits(self, v: Tensor) -> Tensor:
         """Total input to the hidden units, (C, V) -> (C, H)."""
-        return torch.addmm(self.c, self.visible_features(self._flat(v)), self.W)
+        return torch.addmm(self.c, self.visible_features(self.flatten_visible(v)), self.W)
 
     def hidden_probs(self, v: Tensor) -> Tensor:
         """``p(h_j = 1 | v)``, (C, V) -> (C, H)."""
@@ -173,14 +175,14 @@ class BernoulliRBM(_RBMBase):
     """
 
     def forward(self, v: Tensor) -> Tensor:
-        v = self._flat(v)
+        v = self.flatten_visible(v)
         return -(v @ self.b) - F.softplus(torch.addmm(self.c, v, self.W)).sum(-1)
 
     free_energy = forward
 
     def energy_and_grad(self, v: Tensor) -> tuple[Tensor, Tensor]:
         shape = v.shape
-        v = self._flat(v)
+        v = self.flatten_visible(v)
         a = torch.addmm(self.c, v, self.W)
         e = -(v @ self.b) - F.softplus(a).sum(-1)
         g = -self.b - torch.sigmoid(a) @ self.W.T
@@ -188,7 +190,7 @@ class BernoulliRBM(_RBMBase):
 
     def joint_energy(self, v: Tensor, h: Tensor) -> Tensor:
         """``E(v, h) = -vᵀWh - bᵀv - cᵀh``, (C, V), (C, H) -> (C,)."""
-        v, h = self._flat(v), self._check_h(h)
+        v, h = self.flatten_visible(v), self._check_h(h)
         return -((v @ self.W) * h).sum(-1) - v @ self.b - h @ self.c
 
     def hidden_free_energy(self, h: Tensor) -> Tensor:
@@ -273,7 +275,7 @@ class GaussianBernoulliRBM(_RBMBase):
         return v * torch.exp(-self.lv)
 
     def forward(self, v: Tensor) -> Tensor:
-        v = self._flat(v)
+        v = self.flatten_visible(v)
         inv = torch.exp(-self.lv)
         quad = 0.5 * ((v - self.b) ** 2 * inv).sum(-1)
         return quad - F.softplus(torch.addmm(self.c, v * inv, self.W)).sum(-1)
@@ -282,7 +284,7 @@ class GaussianBernoulliRBM(_RBMBase):
 
     def energy_and_grad(self, v: Tensor) -> tuple[Tensor, Tensor]:
         shape = v.shape
-        v = self._flat(v)
+        v = self.flatten_visible(v)
         inv = torch.exp(-self.lv)
         a = torch.addmm(self.c, v * inv, self.W)
         e = 0.5 * ((v - self.b) ** 2 * inv).sum(-1) - F.softplus(a).sum(-1)
@@ -291,7 +293,7 @@ class GaussianBernoulliRBM(_RBMBase):
 
     def joint_energy(self, v: Tensor, h: Tensor) -> Tensor:
         """``E(v, h)`` (C,) for ``v`` (C, V) and ``h`` (C, H)."""
-        v, h = self._flat(v), self._check_h(h)
+        v, h = self.flatten_visible(v), self._check_h(h)
         inv = torch.exp(-self.lv)
         quad = 0.5 * ((v - self.b) ** 2 * inv).sum(-1)
         return quad - (((v * inv) @ self.W) * h).sum(-1) - h @ self.c

@@ -233,7 +233,7 @@ def fit_rbm(
             f"grad_dtype={grad_dtype} needs the fused trainer (a BernoulliRBM with the default "
             "optimizer); use matmul_dtype for the generic path"
         )
-    x = rbm._flat(data).to(device=rbm.W.device, dtype=rbm.W.dtype)
+    x = rbm.flatten_visible(data).to(device=rbm.W.device, dtype=rbm.W.dtype)
     n = x.shape[0]
     n_batches = epochs * ((n + batch_size - 1) // batch_size)
     chains = None
