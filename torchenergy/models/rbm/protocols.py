@@ -8,14 +8,10 @@ makes the same update in place on a transposed weight copy. The fused trainer is
 smaller parts, each a protocol with a plain reference implementation here and an accelerator in a
 ``_``-module beside it:
 
-=====================  =========================  ==============================================
-protocol               reference (this module)    accelerator
-=====================  =========================  ==============================================
-:class:`BernoulliSource`  :class:`TorchBernoulli`  ``_uniforms.NumpyBernoulli`` (SFC64 stream,
-                                                   float32 draws as 24-bit integer compares)
-:class:`RBMProducts`   :class:`PlainProducts`     ``_onednn.OneDNNProducts`` (oneDNN
-                                                   ``linear + sigmoid``, one call each)
-=====================  =========================  ==============================================
+* :class:`BernoulliSource`: reference :class:`TorchBernoulli` (``torch.rand``); accelerator
+  ``_uniforms.NumpyBernoulli`` (numpy SFC64 stream, float32 draws as 24-bit integer compares);
+* :class:`RBMProducts`: reference :class:`PlainProducts` (``torch.addmm`` + in-place sigmoid);
+  accelerator ``_onednn.OneDNNProducts`` (oneDNN ``linear + sigmoid``, one call each).
 
 What "the same" means for each is stated in its docstring and checked by a "fast path ==
 reference path" test (``tests/test_rbm_fused.py``).
