@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
+from tests._same_run import assert_same_tree
 from torchenergy.cli import main
 from torchenergy.cli.run_io import TEST_INTERRUPT_ENV
 from torchenergy.train import load_checkpoint
@@ -23,22 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["data=moons", "hidden=[32]", "loss=pcd", "ema=0.9", "checkpoint_every=25", "steps=60"]
 FAST += ["batch_size=64", "buffer_size=512", "n_sampler_steps=5", "n_test=200", "log_every=10"]
 OPTS = ["--no-progress", "--threads", "1"]
-
-
-def assert_same_tree(a, b, where="checkpoint"):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), where
-        for k in a:
-            assert_same_tree(a[k], b[k], f"{where}[{k!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (u, v) in enumerate(zip(a, b)):
-            assert_same_tree(u, v, f"{where}[{i}]")
-    else:
-        assert type(a) is type(b) and a == b, (where, a, b)
 
 
 def assert_same_run(a: Path, b: Path) -> None:

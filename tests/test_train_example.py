@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._same_run import assert_same_tree
 from torchenergy.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,22 +84,5 @@ def test_example_runs_and_resumes_bit_identically_after_ctrl_c(tmp_path):
     # so they differ between processes; everything else must be equal bit for bit
     for rng in (ca["rng"], cb["rng"]):
         del rng["numpy"], rng["python"]
-    _assert_equal(ca, cb)
+    assert_same_tree(ca, cb)
     assert (tmp_path / "a" / "log.csv").read_bytes() == (b / "log.csv").read_bytes()
-
-
-def _assert_equal(a, b, where="checkpoint"):
-    import torch
-
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert sorted(a) == sorted(b), where
-        for k in a:
-            _assert_equal(a[k], b[k], f"{where}[{k!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (u, v) in enumerate(zip(a, b)):
-            _assert_equal(u, v, f"{where}[{i}]")
-    else:
-        assert a == b, (where, a, b)
