@@ -131,3 +131,22 @@ def test_trainer_checkpoint_mismatch_is_a_clear_error(tmp_path):
     t3 = Trainer(net, torch.optim.SGD(net.parameters(), lr=0.1), lambda b: b, ema=0.9)
     with pytest.raises(CheckpointError, match="EMA"):
         t3.load(tmp_path / "a.pt")
+
+
+def test_bench_and_examples_load_with_weights_only():
+    """Every ``torch.load`` in bench/ and examples/ passes ``weights_only=True``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    calls = []
+    for path in [*root.glob("bench/**/*.py"), *root.glob("examples/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
+                safe = any(
+                    k.arg == "weights_only" and ast.unparse(k.value) == "True"
+                    for k in node.keywords
+                )
+                calls.append((f"{path.name}:{node.lineno}", safe))
+    assert calls, "no torch.load found: is the scan looking in the right place?"
+    assert [c for c, safe in calls if not safe] == []
