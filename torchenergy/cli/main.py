@@ -6,8 +6,14 @@ Commands:
     evaluate  held-out NLL (exact, grid quadrature), MMD, sliced Wasserstein, energy distance
     demo      the main job: train on a 2-D density and write plots, a GIF, metrics and a checkpoint
 
+``key=value`` overrides may go anywhere on the line (before or after the options). ``train
+--out DIR --resume [key=value ...]`` continues the run in DIR from its ``config.json`` (only
+``steps`` and ``checkpoint_every`` may change) bit-identically; Ctrl-C saves the last completed
+step and exits with status 130.
+
 Bad input (unknown data set, a negative step size, a missing or corrupt checkpoint, a malformed
-override) prints one line ``torchenergy: error: ...`` on stderr and exits with status 2.
+override, an output path that cannot be written) prints one line ``torchenergy: error: ...`` on
+stderr and exits with status 2, before any work is done.
 """
 
 from __future__ import annotations
@@ -88,17 +94,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     from torchenergy.cli.config import TrainConfig, load_config_file
-    from torchenergy.cli.run_io import train_to_folder
+    from torchenergy.cli.run_io import check_output_dir, saved_config, train_to_folder
 
-    base = load_config_file(args.config) if args.config else {}
+    out = check_output_dir(args.out)
+    base = saved_config(out) if args.resume else {}  # a resumed run starts from its own config
+    if args.config:
+        base.update(load_config_file(args.config))
     cfg = TrainConfig.from_dict(base, overrides=args.overrides)
     result = train_to_folder(
         cfg,
-        Path(args.out),
+        out,
         resume=args.resume,
         progress=not args.no_progress,
         tensorboard=args.tensorboard,
     )
+    if args.resume and result["trained"] == 0:
+        print(f"{out} is already at step {result['step']} (steps={cfg.steps}); nothing to do")
+        return 0
     print(
         f"trained {cfg.loss} on {cfg.data} for {result['step']} steps; checkpoint: {result['checkpoint']}"
     )
@@ -109,10 +121,12 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from torchenergy.cli.recipe import draw_samples, is_image_run, load_run
+    from torchenergy.cli.run_io import check_output_file
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".pt", ".png"):
         raise CLIError(f"--out must end in .csv, .pt or .png, got {args.out!r}")
+    check_output_file(out)
     if args.step_size is not None and not args.step_size > 0:
         raise CLIError(f"--step-size must be > 0, got {args.step_size}")
     run = load_run(args.checkpoint)
@@ -146,7 +160,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     import math
 
     from torchenergy.cli.recipe import evaluate_run, load_run
+    from torchenergy.cli.run_io import check_output_file
 
+    if args.json:
+        check_output_file(args.json, "--json")
     run = load_run(args.checkpoint)
     metrics = evaluate_run(run, n_samples=args.n, n_steps=args.steps, seed=args.seed)
     text = json.dumps(metrics, indent=2, allow_nan=True)
@@ -166,11 +183,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 failed run, 2 bad input)."""
+    from torchenergy.cli.config import SEED_MAX
     from torchenergy.samplers import DivergenceError
     from torchenergy.train import CheckpointError
 
     try:
-        args = _parser().parse_args(argv)
+        args = _parse(argv)
         command = {"train": _train, "sample": _sample, "evaluate": _evaluate, "demo": _demo}[
             args.command
         ]
@@ -178,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
             value = getattr(args, name, None)
             if value is not None and value < 1:
                 raise CLIError(f"--{name} must be >= 1, got {value}")
+        seed = getattr(args, "seed", None)
+        if seed is not None and not 0 <= seed <= SEED_MAX:
+            raise CLIError(f"--seed must be an int in [0, 2**63 - 1], got {seed}")
         if getattr(args, "threads", None):
             import torch
 
@@ -191,14 +212,37 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, CheckpointError, ValueError, TypeError) as exc:
         print(f"torchenergy: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output path that failed after the checks (disk full, a race)
+        print(f"torchenergy: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
     except (FloatingPointError, DivergenceError) as exc:
         print(f"torchenergy: training failed: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("torchenergy: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"torchenergy: {_one_line(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
         return 130
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; ``key=value`` overrides may stand anywhere (argparse alone gives a
+    ``nargs="*"`` positional only the first run of them, before the first option)."""
+    args, extras = _parser().parse_known_args(argv)
+    unknown = [e for e in extras if e.startswith("-")]
+    if unknown or (extras and not hasattr(args, "overrides")):
+        raise CLIError(
+            f"unrecognized arguments: {' '.join(unknown or extras)} "
+            f"(see `torchenergy {args.command} --help`)"
+        )
+    if extras:
+        args.overrides = [*args.overrides, *extras]  # in command-line order: the last one wins
+    return args
 
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def _os_error(exc: OSError) -> str:
+    where = f": {str(exc.filename)!r}" if exc.filename else ""
+    return f"{exc.strerror or _one_line(exc)}{where}"

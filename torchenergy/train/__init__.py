@@ -30,7 +30,8 @@ from torchenergy.train.checkpoint import (
     set_rng_state,
 )
 from torchenergy.train.ema import EMA
-from torchenergy.train.trainer import Trainer, scalar_logs
+from torchenergy.train.outputs import scalar_logs
+from torchenergy.train.trainer import Trainer
 
 __all__ = [
     "EMA",

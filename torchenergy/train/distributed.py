@@ -28,14 +28,18 @@ Example (two CPU processes; ``torchrun --nproc-per-node 2 train.py``)::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from torchenergy.train.outputs import loss_of, nonfinite_loss
+
 __all__ = [
     "all_reduce_gradients",
+    "backward_on_all_ranks",
     "broadcast_parameters",
     "is_distributed",
     "rank",
@@ -128,3 +132,39 @@ def all_reduce_gradients(params: Iterable[Tensor], loss: Tensor | None = None) -
         g.copy_(flat[offset : offset + n].view_as(g))
         offset += n
     return flat[-1] if loss is not None else None
+
+
+def backward_on_all_ranks(
+    step_fn: Callable[[Any], Any], batch: Any, params: list[Tensor], step: int
+) -> tuple[Any, Tensor]:
+    """``step_fn(batch)`` and backward on this rank, then the one collective of the step.
+
+    A rank whose ``step_fn`` raised still joins the collective (with a NaN loss) before raising,
+    so the others see the NaN and raise too rather than wait forever. ``step`` (1-based) is only
+    used in messages.
+
+    Returns:
+        ``(out, mean_loss)``: this rank's step output and the loss averaged over ranks.
+    """
+    error: BaseException | None = None
+    out: Any = None
+    try:
+        out = step_fn(batch)
+        loss = loss_of(out)
+        if bool(torch.isfinite(loss.detach())):
+            loss.backward()
+        else:
+            error = nonfinite_loss(loss, f"on rank {rank()} at step {step}")
+    except Exception as exc:  # re-raised after the collective
+        error = exc
+    signal = torch.tensor(float("nan")) if error is not None else loss_of(out).detach()
+    mean_loss = all_reduce_gradients(params, signal)
+    if error is not None:
+        raise error
+    assert mean_loss is not None
+    if not bool(torch.isfinite(mean_loss)):
+        raise FloatingPointError(
+            f"the loss averaged over ranks is {float(mean_loss)} at step {step}: "
+            "another rank failed this step (its own error says why)"
+        )
+    return out, mean_loss
