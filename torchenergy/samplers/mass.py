@@ -1,0 +1,168 @@
+"""Mass matrices for the Hamiltonian and Langevin kernels: diagonal (a tensor) or dense.
+
+An inverse mass ``M⁻¹`` is given to HMC, NUTS, MALA and random-walk Metropolis as one of
+
+* ``None``: the identity;
+* a positive float or a tensor of event shape D or (C, *D): a diagonal ``M⁻¹`` (elementwise);
+* :class:`DenseMass`: a dense symmetric positive-definite ``M⁻¹`` of shape (d, d) over the
+  flattened event, d = prod(D), shared by all chains.
+
+A good ``M⁻¹`` is the target's covariance (this is what window adaptation estimates). With the
+lower Cholesky factor ``M⁻¹ = L Lᵀ`` (rows ``p`` of shape (C, d))::
+
+    velocity  M⁻¹ p      = p @ M⁻¹
+    momentum  p ~ N(0, M) = z @ L⁻¹          (cov L⁻ᵀ L⁻¹ = M)
+    noise     N(0, M⁻¹)   = z @ Lᵀ
+    K(p)      = 0.5 pᵀ M⁻¹ p
+
+Reference:
+    Neal (2011), MCMC using Hamiltonian dynamics, section 5.4.1 (linear transformations);
+    Girolami & Calderhead (2011), Riemann manifold Langevin and Hamiltonian Monte Carlo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from torchenergy._checks import check_positive
+from torchenergy.energies._util import checked_cholesky
+
+__all__ = [
+    "DenseMass",
+    "InverseMass",
+    "check_inverse_mass",
+    "check_inverse_mass_shape",
+    "inverse_mass_apply",
+    "is_dense",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class DenseMass:
+    """A dense inverse mass matrix ``M⁻¹`` (d, d), d = prod(D), with its Cholesky factors.
+
+    Args:
+        inverse: symmetric positive-definite ``M⁻¹`` (d, d) (e.g. the target covariance).
+
+    Raises:
+        ValueError: if ``inverse`` is not square, symmetric and positive definite.
+
+    Example:
+        >>> m = DenseMass(torch.tensor([[2.0, 0.5], [0.5, 1.0]]))
+        >>> torch.allclose(m.chol @ m.chol.T, m.inverse)
+        True
+        >>> m.velocity(torch.ones(3, 2)).shape
+        torch.Size([3, 2])
+    """
+
+    inverse: Tensor
+    chol: Tensor = field(init=False, repr=False)
+    chol_inv: Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        m = self.inverse
+        if not isinstance(m, Tensor) or not m.is_floating_point():
+            raise TypeError(
+                f"DenseMass.inverse must be a floating tensor (d, d), got {type(m).__name__}"
+            )
+        if m.dim() != 2:
+            raise ValueError(f"DenseMass.inverse must have shape (d, d), got {tuple(m.shape)}")
+        m = m.detach()
+        chol = checked_cholesky("DenseMass.inverse", m)
+        eye = torch.eye(m.shape[0], dtype=m.dtype, device=m.device)
+        chol_inv = torch.linalg.solve_triangular(chol, eye, upper=False)
+        object.__setattr__(self, "inverse", 0.5 * (m + m.T))
+        object.__setattr__(self, "chol", chol)
+        object.__setattr__(self, "chol_inv", chol_inv)
+
+    @property
+    def dim(self) -> int:
+        """d, the flattened event size."""
+        return self.inverse.shape[0]
+
+    def _get(self, name: str, x: Tensor) -> Tensor:
+        return getattr(self, name).to(device=x.device, dtype=x.dtype)
+
+    def check(self, x: Tensor) -> None:
+        """Raise ``ValueError`` unless d = prod(D) of ``x`` (C, *D)."""
+        d = x[0].numel()
+        if d != self.dim:
+            raise ValueError(
+                f"DenseMass is {self.dim} x {self.dim} but the event of x (shape "
+                f"{tuple(x.shape)}) has d = prod(D) = {d} entries"
+            )
+
+    def velocity(self, p: Tensor) -> Tensor:
+        """``M⁻¹ p`` per chain; ``p`` (C, *D) -> (C, *D)."""
+        return (p.flatten(1) @ self._get("inverse", p)).view(p.shape)
+
+    def momentum(self, z: Tensor) -> Tensor:
+        """``N(0, M)`` draws from standard normals ``z`` (C, *D): ``z @ L⁻¹``."""
+        return (z.flatten(1) @ self._get("chol_inv", z)).view(z.shape)
+
+    def noise(self, z: Tensor) -> Tensor:
+        """``N(0, M⁻¹)`` draws from standard normals ``z`` (C, *D): ``z @ Lᵀ``."""
+        return (z.flatten(1) @ self._get("chol", z).T).view(z.shape)
+
+    def whiten(self, r: Tensor) -> Tensor:
+        """``L⁻¹ r`` per chain (so ``|L⁻¹ r|² = rᵀ M r``); ``r`` (C, *D) -> (C, d)."""
+        return r.flatten(1) @ self._get("chol_inv", r).T
+
+    def log_det(self) -> Tensor:
+        """``log det M⁻¹``, a 0-dim tensor."""
+        return 2.0 * torch.diagonal(self.chol).log().sum()
+
+
+InverseMass = float | Tensor | DenseMass | None
+
+
+def is_dense(inverse_mass: object) -> bool:
+    """Whether ``inverse_mass`` is a :class:`DenseMass`."""
+    return isinstance(inverse_mass, DenseMass)
+
+
+def inverse_mass_apply(p: Tensor, inverse_mass: InverseMass) -> Tensor:
+    """``M⁻¹ p`` for any inverse mass (None, float, diagonal tensor, :class:`DenseMass`).
+
+    Shapes: ``p`` (C, *D) -> (C, *D).
+
+    Example:
+        >>> inverse_mass_apply(torch.ones(2, 2), torch.tensor([1.0, 3.0])).tolist()
+        [[1.0, 3.0], [1.0, 3.0]]
+    """
+    if inverse_mass is None:
+        return p
+    if isinstance(inverse_mass, DenseMass):
+        return inverse_mass.velocity(p)
+    if isinstance(inverse_mass, Tensor):
+        return p * inverse_mass.to(device=p.device, dtype=p.dtype)
+    return p * inverse_mass
+
+
+def check_inverse_mass(inverse_mass: object) -> None:
+    """Constructor check: None, a positive float or tensor (diagonal), or a :class:`DenseMass`."""
+    if inverse_mass is None or isinstance(inverse_mass, DenseMass):
+        return
+    check_positive("inverse_mass", inverse_mass)
+
+
+def check_inverse_mass_shape(inverse_mass: InverseMass, x: Tensor) -> None:
+    """``init`` check against the points ``x`` (C, *D): a diagonal tensor must have shape D or
+    (C, *D); a :class:`DenseMass` must be (d, d) with d = prod(D)."""
+    if isinstance(inverse_mass, DenseMass):
+        inverse_mass.check(x)
+        return
+    if isinstance(inverse_mass, Tensor) and inverse_mass.dim() > 0:
+        event = tuple(x.shape[1:])
+        if tuple(inverse_mass.shape) not in (event, tuple(x.shape)):
+            hint = ""
+            d = x[0].numel()
+            if tuple(inverse_mass.shape) == (d, d):
+                hint = "; for a dense (d, d) inverse mass pass DenseMass(matrix)"
+            raise ValueError(
+                f"inverse_mass must have the event shape D = {event} or (C, *D) = "
+                f"{tuple(x.shape)}, got shape {tuple(inverse_mass.shape)}{hint}"
+            )
