@@ -30,7 +30,9 @@ from torchenergy.samplers.integrators import (
 )
 from torchenergy.samplers.langevin import Langevin, langevin_proposal
 from torchenergy.samplers.mala import MALA, mala_log_proposal
+from torchenergy.samplers.mass import DenseMass
 from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
+from torchenergy.samplers.nuts import NUTS, NUTSInfo, nuts_trajectory
 from torchenergy.samplers.tempering import (
     ParallelTempering,
     TemperingInfo,
@@ -41,6 +43,10 @@ from torchenergy.samplers.tempering import (
 __all__ = [
     "HMC",
     "MALA",
+    "NUTS",
+    "DenseMass",
+    "NUTSInfo",
+    "nuts_trajectory",
     "AdaptResult",
     "AnnealedLangevin",
     "AnnealedState",
