@@ -33,6 +33,7 @@ from torchenergy.samplers.mala import MALA, mala_log_proposal
 from torchenergy.samplers.mass import DenseMass
 from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
 from torchenergy.samplers.nuts import NUTS, NUTSInfo, nuts_trajectory
+from torchenergy.samplers.rwm import RandomWalkMetropolis, RWMState, random_walk_proposal
 from torchenergy.samplers.tempering import (
     ParallelTempering,
     TemperingInfo,
@@ -47,6 +48,9 @@ __all__ = [
     "DenseMass",
     "NUTSInfo",
     "nuts_trajectory",
+    "RandomWalkMetropolis",
+    "RWMState",
+    "random_walk_proposal",
     "AdaptResult",
     "AnnealedLangevin",
     "AnnealedState",
