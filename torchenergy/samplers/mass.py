@@ -23,6 +23,7 @@ Reference:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -31,8 +32,10 @@ from torchenergy._checks import check_positive
 from torchenergy.energies._util import checked_cholesky
 
 __all__ = [
+    "CovarianceState",
     "DenseMass",
     "InverseMass",
+    "WelfordCovariance",
     "check_inverse_mass",
     "check_inverse_mass_shape",
     "inverse_mass_apply",
@@ -166,3 +169,59 @@ def check_inverse_mass_shape(inverse_mass: InverseMass, x: Tensor) -> None:
                 f"inverse_mass must have the event shape D = {event} or (C, *D) = "
                 f"{tuple(x.shape)}, got shape {tuple(inverse_mass.shape)}{hint}"
             )
+
+
+class CovarianceState(NamedTuple):
+    """Streaming mean and co-moment of flattened draws (pooled over chains).
+
+    Attributes:
+        count: number of draws so far, shape ().
+        mean: running mean (d,).
+        m2: sum of outer products of deviations (d, d).
+    """
+
+    count: Tensor
+    mean: Tensor
+    m2: Tensor
+
+
+class WelfordCovariance:
+    """Streaming (Welford / Chan et al.) covariance of draws ``x`` (C, *D), pooled over chains.
+
+    Each update merges the C draws of one step as a batch; :meth:`covariance` gives the
+    (d, d) sample covariance of the flattened event, regularised like Stan:
+    ``n/(n+5) · Σ + 1e-3 · 5/(n+5) · I``.
+
+    Example:
+        >>> w = WelfordCovariance()
+        >>> s = w.init(torch.zeros(8, 3))
+        >>> s = w.update(s, torch.randn(8, 3))
+        >>> w.covariance(s).shape
+        torch.Size([3, 3])
+    """
+
+    def init(self, like: Tensor) -> CovarianceState:
+        """Empty state for draws shaped like ``like`` (C, *D)."""
+        d = like[0].numel()
+        kw = {"device": like.device, "dtype": like.dtype}
+        return CovarianceState(torch.zeros((), **kw), torch.zeros(d, **kw), torch.zeros(d, d, **kw))
+
+    def update(self, state: CovarianceState, x: Tensor) -> CovarianceState:
+        """Add the draws ``x`` (C, *D), one per chain."""
+        f = x.detach().flatten(1).to(state.mean)
+        n_b = f.shape[0]
+        mean_b = f.mean(0)
+        c = f - mean_b
+        n = state.count + n_b
+        delta = mean_b - state.mean
+        m2 = state.m2 + c.T @ c + torch.outer(delta, delta) * (state.count * n_b / n)
+        return CovarianceState(n, state.mean + delta * (n_b / n), m2)
+
+    def covariance(self, state: CovarianceState, *, regularize: bool = True) -> Tensor:
+        """Sample covariance ``m2 / (n − 1)`` (d, d), Stan-regularised when ``regularize``."""
+        n = state.count
+        cov = state.m2 / (n - 1.0).clamp_min(1.0)
+        if regularize:
+            eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+            cov = (n / (n + 5.0)) * cov + 1e-3 * (5.0 / (n + 5.0)) * eye
+        return 0.5 * (cov + cov.T)
