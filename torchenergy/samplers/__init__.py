@@ -30,7 +30,7 @@ from torchenergy.samplers.integrators import (
 )
 from torchenergy.samplers.langevin import Langevin, langevin_proposal
 from torchenergy.samplers.mala import MALA, mala_log_proposal
-from torchenergy.samplers.mass import DenseMass
+from torchenergy.samplers.mass import DenseMass, WelfordCovariance
 from torchenergy.samplers.metropolis import MetropolisResult, metropolis_accept
 from torchenergy.samplers.nuts import NUTS, NUTSInfo, nuts_trajectory
 from torchenergy.samplers.rwm import RandomWalkMetropolis, RWMState, random_walk_proposal
@@ -45,17 +45,12 @@ __all__ = [
     "HMC",
     "MALA",
     "NUTS",
-    "DenseMass",
-    "NUTSInfo",
-    "nuts_trajectory",
-    "RandomWalkMetropolis",
-    "RWMState",
-    "random_walk_proposal",
     "AdaptResult",
     "AnnealedLangevin",
     "AnnealedState",
     "BaseInfo",
     "ChainResult",
+    "DenseMass",
     "DivergenceError",
     "DualAveraging",
     "DualAveragingState",
@@ -66,13 +61,17 @@ __all__ = [
     "Langevin",
     "LeapfrogResult",
     "MetropolisResult",
+    "NUTSInfo",
     "Nesterov",
     "NesterovState",
     "ParallelTempering",
+    "RWMState",
+    "RandomWalkMetropolis",
     "ReplayBuffer",
     "Sampler",
     "TemperingInfo",
     "Welford",
+    "WelfordCovariance",
     "WelfordState",
     "adapt",
     "geometric_ladder",
@@ -82,6 +81,8 @@ __all__ = [
     "leapfrog",
     "mala_log_proposal",
     "metropolis_accept",
+    "nuts_trajectory",
+    "random_walk_proposal",
     "run_chain",
     "sample_distribution",
     "sample_momentum",
