@@ -88,6 +88,11 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     return row_sum((a * b).flatten(1))
 
 
+def _kinetic(p: Tensor, v: Tensor) -> Tensor:
+    """``K = 0.5 · pᵀ M⁻¹ p`` from the momentum and its velocity ``v = M⁻¹ p``, (C,)."""
+    return 0.5 * _dot(p, v)
+
+
 def _is_turning(v_left: Tensor, v_right: Tensor, p_left: Tensor, p_right: Tensor, p_sum: Tensor):
     """Generalised U-turn: ``v₋·ρ ≤ 0 or v₊·ρ ≤ 0``, ``ρ = Σp − (p₋ + p₊)/2`` (C,) bool."""
     rho = p_sum - 0.5 * (p_left + p_right)
@@ -142,7 +147,7 @@ def nuts_trajectory(
 
     p0 = momentum
     v0 = inverse_mass_apply(p0, m)
-    h0 = energy + 0.5 * _dot(p0, v0)
+    h0 = energy + _kinetic(p0, v0)
     # the tree: its two ends (position, momentum, velocity, gradient), its sample, weights
     lx, lp, lv, lg = x, p0, v0, grad
     rx, rp, rv, rg = x, p0, v0, grad
@@ -197,7 +202,7 @@ def nuts_trajectory(
             e1, eg = energy_and_grad(energy_fn, ex)
             ep = torch.addcmul(ep, half, eg, value=-1.0)
             ev = inverse_mass_apply(ep, m)
-            delta = e1 + 0.5 * _dot(ep, ev) - h0
+            delta = e1 + _kinetic(ep, ev) - h0
             # non-finite energy, gradient, momentum (through K) or position: weight 0, divergent
             ok = torch.isfinite(delta + 0.0 * row_sum(ex.flatten(1)))
             delta = torch.where(ok, delta, torch.full_like(delta, float("inf")))
