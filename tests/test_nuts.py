@@ -124,8 +124,10 @@ def reference_tree(target, x0, p0, eps, forward, minv, max_err=1000.0):
     return depth, count[0], divergent, torch.stack(leaves), torch.tensor(probs, dtype=F64)
 
 
-@pytest.mark.parametrize("mass", ["identity", "diag", "dense"])
-def test_trees_match_the_recursive_reference(mass):
+@pytest.mark.parametrize(
+    ("mass", "compact"), [("identity", True), ("identity", False), ("diag", True), ("dense", True)]
+)
+def test_trees_match_the_recursive_reference(mass, compact):
     target = illcond(4, kappa=30.0)
     g = torch.Generator().manual_seed(11)
     n, max_depth = 48, 7
@@ -140,7 +142,9 @@ def test_trees_match_the_recursive_reference(mass):
     p0 = sample_momentum(x, m, generator=g)
     forward = torch.rand(n, max_depth, generator=g) < 0.5
     eps = 0.25 if mass == "identity" else 0.35
-    _, info = nuts_trajectory(target, init_grad_state(target, x), p0, forward, eps, m, generator=g)
+    _, info = nuts_trajectory(
+        target, init_grad_state(target, x), p0, forward, eps, m, compact=compact, generator=g
+    )
     depths = set()
     for c in range(n):
         depth, count, div, _, _ = reference_tree(

@@ -112,6 +112,89 @@ def _ckpt_range(k: int) -> tuple[int, int]:
     return hi - t + 1, hi
 
 
+def _subtree(
+    energy_fn: EnergyFn,
+    start: tuple[Tensor, Tensor, Tensor, Tensor],
+    se: Tensor,
+    step: Tensor,
+    m: InverseMass,
+    h0: Tensor,
+    building: Tensor,
+    j: int,
+    max_energy_error: float,
+    generator: Generator,
+) -> tuple:
+    """Build a subtree of ``2^j`` leapfrog steps from the tree end ``start = (x, p, v, g)`` for
+    the chains where ``building`` (signed per-chain step ``step`` (C,)); stop a chain at its first
+    divergence or U-turn of a sub-subtree (the subtree is then rejected: ``bad``)."""
+    ex, ep, ev, eg = start
+    n = ex.shape[0]
+    kw = {"device": ex.device, "dtype": ex.dtype}
+    step = step.view(-1, *([1] * (ex.dim() - 1)))
+    half = 0.5 * step
+    drift = step
+    if isinstance(m, Tensor):
+        drift = step * m.to(**kw)
+    elif isinstance(m, (int, float)):
+        drift = step * m
+    neg_inf = torch.full((n,), -float("inf"), **kw)
+    sub_x, sub_e, sub_g = ex, se, eg
+    sub_log_w = neg_inf
+    sub_sum = torch.zeros_like(ep)
+    bad = torch.zeros_like(building)
+    nonfinite = torch.zeros_like(building)
+    divergent = torch.zeros_like(building)
+    n_leap = torch.zeros(n, dtype=torch.long, device=ex.device)
+    sum_acc = torch.zeros(n, **kw)
+    n_ck = max(j, 1)
+    ck_p = ex.new_empty((n_ck, *ex.shape))
+    ck_v = torch.empty_like(ck_p)
+    ck_sum = torch.empty_like(ck_p)
+    for k in range(2**j):
+        if k > 0 and not bool(building.any()):  # host sync: every subtree stopped early
+            break
+        # one leapfrog step (velocity Verlet): p ← p − (ε/2)∇E; x ← x + ε M⁻¹p; p ← ... .
+        # The end needs no mask: a chain that stopped building never uses it again, so only
+        # the accumulators are masked with ``building``
+        ep = torch.addcmul(ep, half, eg, value=-1.0)
+        if isinstance(m, DenseMass):
+            ex = torch.addcmul(ex, step, m.velocity(ep))
+        else:
+            ex = torch.addcmul(ex, drift, ep)
+        e1, eg = energy_and_grad(energy_fn, ex)
+        ep = torch.addcmul(ep, half, eg, value=-1.0)
+        ev = inverse_mass_apply(ep, m)
+        delta = e1 + _kinetic(ep, ev) - h0
+        # non-finite energy, gradient, momentum (through K) or position: weight 0, divergent
+        ok = torch.isfinite(delta + 0.0 * row_sum(ex.flatten(1)))
+        delta = torch.where(ok, delta, torch.full_like(delta, float("inf")))
+        div = delta > max_energy_error
+        lw = torch.where(building, -delta, neg_inf)
+        new_sub_log_w = torch.logaddexp(sub_log_w, lw)
+        u = torch.rand(n, generator=generator, **kw)
+        take = torch.log(u) < lw - new_sub_log_w  # uniform progressive; False off ``building``
+        sub_x = where_chains(take, ex, sub_x)
+        sub_e = torch.where(take, e1, sub_e)
+        sub_g = where_chains(take, eg, sub_g)
+        sub_log_w = new_sub_log_w
+        sum_acc = sum_acc + torch.exp(torch.clamp(lw, max=0.0))
+        n_leap = n_leap + building
+        nonfinite = nonfinite | (building & ~ok)
+        divergent = divergent | (building & div)
+        sub_sum = sub_sum + ep
+        lo, hi = _ckpt_range(k)
+        if k % 2 == 0 and j > 0:
+            ck_p[hi], ck_v[hi], ck_sum[hi] = ep, ev, sub_sum
+        turn = div
+        for i in range(lo, hi + 1):
+            partial = sub_sum - ck_sum[i] + ck_p[i]
+            turn = turn | _is_turning(ck_v[i], ev, ck_p[i], ep, partial)
+        bad = bad | (building & turn)
+        building = building & ~bad
+    edge = (ex, ep, ev, eg)
+    return edge, sub_x, sub_e, sub_g, sub_log_w, sub_sum, bad, n_leap, sum_acc, nonfinite, divergent
+
+
 def nuts_trajectory(
     energy_fn: EnergyFn,
     state: GradState,
@@ -121,6 +204,7 @@ def nuts_trajectory(
     inverse_mass: InverseMass = None,
     *,
     max_energy_error: float = 1000.0,
+    compact: bool = True,
     generator: Generator = None,
 ) -> tuple[GradState, NUTSInfo]:
     """Grow one multinomial NUTS tree per chain from ``state`` with momenta ``momentum``.
@@ -130,6 +214,11 @@ def nuts_trajectory(
     ``generator`` is the uniforms of the multinomial (progressive) sampling, so with the
     momenta and directions fixed the trajectories (depth, leapfrog count, U-turns) are
     deterministic. :class:`NUTS` draws the momenta, then the directions, then calls this.
+
+    With ``compact`` the j-th subtree is integrated only for the chains whose tree is still
+    growing (gathered, then scattered back), so chains that stopped early cost nothing; this
+    needs an energy whose value at a point does not depend on its row in the batch (a
+    per-chain tempered energy does: pass ``compact=False``).
 
     Shapes: ``state`` fields (C, *D)/(C,); ``momentum`` (C, *D); ``forward`` (C, max_depth).
 
@@ -149,8 +238,7 @@ def nuts_trajectory(
     v0 = inverse_mass_apply(p0, m)
     h0 = energy + _kinetic(p0, v0)
     # the tree: its two ends (position, momentum, velocity, gradient), its sample, weights
-    lx, lp, lv, lg = x, p0, v0, grad
-    rx, rp, rv, rg = x, p0, v0, grad
+    left = right = (x, p0, v0, grad)
     sx, se, sg = x, energy, grad
     log_w = torch.zeros(n, **kw)
     p_sum = p0
@@ -161,95 +249,63 @@ def nuts_trajectory(
     divergent = torch.zeros_like(stopped)
     nonfinite = torch.zeros_like(stopped)
     moved = torch.zeros_like(stopped)
-    ck_p = x.new_empty((max(max_depth - 1, 1), *x.shape))
-    ck_v = torch.empty_like(ck_p)
-    ck_sum = torch.empty_like(ck_p)
-    neg_inf = torch.full((n,), -float("inf"), **kw)
 
-    shape1 = (-1, *([1] * (x.dim() - 1)))
     for j in range(max_depth):
         active = ~stopped
-        if not bool(active.any()):  # host sync: every chain's tree has stopped
+        n_active = int(active.sum())  # host sync: the trajectory length is data-dependent
+        if n_active == 0:
             break
-        fwd = forward[:, j]
-        step = torch.where(fwd, eps, -eps).view(shape1)
-        half = 0.5 * step
-        drift = step
-        if isinstance(m, Tensor):
-            drift = step * m.to(**kw)
-        elif isinstance(m, (int, float)):
-            drift = step * m
-        # the growing end of the tree. Its updates need no mask: a chain that stops building
-        # (turned, diverged, or already stopped) never uses its ends again, so only the
-        # accumulators below are masked with ``building``
-        ex = where_chains(fwd, rx, lx)
-        ep = where_chains(fwd, rp, lp)
-        eg = where_chains(fwd, rg, lg)
-        sub_x, sub_e, sub_g = ex, se, eg
-        sub_log_w = neg_inf
-        sub_sum = torch.zeros_like(p0)
-        building = active
-        bad = torch.zeros_like(stopped)
-        for k in range(2**j):
-            if k > 0 and not bool(building.any()):  # host sync: all subtrees stopped early
-                break
-            # one leapfrog step (velocity Verlet): p ← p − (ε/2)∇E; x ← x + ε M⁻¹p; p ← ...
-            ep = torch.addcmul(ep, half, eg, value=-1.0)
-            if isinstance(m, DenseMass):
-                ex = torch.addcmul(ex, step, m.velocity(ep))
-            else:
-                ex = torch.addcmul(ex, drift, ep)
-            e1, eg = energy_and_grad(energy_fn, ex)
-            ep = torch.addcmul(ep, half, eg, value=-1.0)
-            ev = inverse_mass_apply(ep, m)
-            delta = e1 + _kinetic(ep, ev) - h0
-            # non-finite energy, gradient, momentum (through K) or position: weight 0, divergent
-            ok = torch.isfinite(delta + 0.0 * row_sum(ex.flatten(1)))
-            delta = torch.where(ok, delta, torch.full_like(delta, float("inf")))
-            div = delta > max_energy_error
-            lw = torch.where(building, -delta, neg_inf)
-            new_sub_log_w = torch.logaddexp(sub_log_w, lw)
-            u = torch.rand(n, generator=generator, **kw)
-            take = torch.log(u) < lw - new_sub_log_w  # False where not building (-inf or NaN)
-            sub_x = where_chains(take, ex, sub_x)
-            sub_e = torch.where(take, e1, sub_e)
-            sub_g = where_chains(take, eg, sub_g)
-            sub_log_w = new_sub_log_w
-            sum_acc = sum_acc + torch.exp(torch.clamp(lw, max=0.0))
-            n_leap = n_leap + building
-            nonfinite = nonfinite | (building & ~ok)
-            divergent = divergent | (building & div)
-            sub_sum = sub_sum + ep
-            lo, hi = _ckpt_range(k)
-            if k % 2 == 0 and j > 0:
-                ck_p[hi], ck_v[hi], ck_sum[hi] = ep, ev, sub_sum
-            turn = div
-            for i in range(lo, hi + 1):
-                partial = sub_sum - ck_sum[i] + ck_p[i]
-                turn = turn | _is_turning(ck_v[i], ev, ck_p[i], ep, partial)
-            bad = bad | (building & turn)
-            building = building & ~bad
-        # merge the new subtree into the tree (chains whose subtree is valid)
-        valid = active & ~bad
-        u = torch.rand(n, generator=generator, **kw)
-        jump = valid & (torch.log(u) < sub_log_w - log_w)
-        sx = where_chains(jump, sub_x, sx)
-        se = torch.where(jump, sub_e, se)
-        sg = where_chains(jump, sub_g, sg)
-        moved = moved | jump
-        log_w = torch.where(valid, torch.logaddexp(log_w, sub_log_w), log_w)
-        p_sum = where_chains(valid, p_sum + sub_sum, p_sum)
-        right = valid & fwd
-        left = valid & ~fwd
-        rx, rp, rv, rg = (
-            where_chains(right, a, b) for a, b in ((ex, rx), (ep, rp), (ev, rv), (eg, rg))
+        # compaction: the j-th subtree is built only for the chains still growing their tree
+        idx = None if (not compact or n_active == n) else torch.nonzero(active).flatten()
+
+        def sub(t: Tensor, idx: Tensor | None = idx) -> Tensor:
+            return t if idx is None else t.index_select(0, idx)
+
+        fwd = sub(forward[:, j])
+        active_a = sub(active)
+        start = tuple(where_chains(fwd, sub(r), sub(le)) for r, le in zip(right, left, strict=True))
+        out = _subtree(
+            energy_fn,
+            start,
+            sub(se),
+            torch.where(fwd, sub(eps), -sub(eps)),
+            m,
+            sub(h0),
+            active_a,
+            j,
+            max_energy_error,
+            generator,
         )
-        lx, lp, lv, lg = (
-            where_chains(left, a, b) for a, b in ((ex, lx), (ep, lp), (ev, lv), (eg, lg))
-        )
+        edge, sub_x, sub_e, sub_g, sub_log_w, sub_sum, bad, n_new, acc_new, nonfin, div = out
+
+        def put(full: Tensor, part: Tensor, idx: Tensor | None = idx) -> Tensor:
+            return part if idx is None else full.index_copy(0, idx, part)
+
+        # merge the new subtree into the tree (chains whose subtree is valid): biased
+        # progressive sampling, jump to the subtree's sample with prob min(1, W_new / W_old)
+        valid = active_a & ~bad
+        log_w_a = sub(log_w)
+        u = torch.rand(fwd.shape[0], generator=generator, **kw)
+        jump = valid & (torch.log(u) < sub_log_w - log_w_a)
+        sx = put(sx, where_chains(jump, sub_x, sub(sx)))
+        se = put(se, torch.where(jump, sub_e, sub(se)))
+        sg = put(sg, where_chains(jump, sub_g, sub(sg)))
+        moved = put(moved, sub(moved) | jump)
+        log_w = put(log_w, torch.where(valid, torch.logaddexp(log_w_a, sub_log_w), log_w_a))
+        p_sum_a = where_chains(valid, sub(p_sum) + sub_sum, sub(p_sum))
+        p_sum = put(p_sum, p_sum_a)
+        go_r, go_l = valid & fwd, valid & ~fwd
+        right_a = tuple(where_chains(go_r, e, sub(r)) for e, r in zip(edge, right, strict=True))
+        left_a = tuple(where_chains(go_l, e, sub(le)) for e, le in zip(edge, left, strict=True))
+        right = tuple(put(r, ra) for r, ra in zip(right, right_a, strict=True))
+        left = tuple(put(le, la) for le, la in zip(left, left_a, strict=True))
+        turned = _is_turning(left_a[2], right_a[2], left_a[1], right_a[1], p_sum_a)
+        stopped = put(stopped, sub(stopped) | (active_a & (bad | turned)))
         depth = depth + active
-        turned = _is_turning(lv, rv, lp, rp, p_sum)
-        stopped = stopped | (active & (bad | turned))
+        n_leap = put(n_leap, sub(n_leap) + n_new)
+        sum_acc = put(sum_acc, sub(sum_acc) + acc_new)
+        nonfinite = put(nonfinite, sub(nonfinite) | nonfin)
+        divergent = put(divergent, sub(divergent) | div)
 
     accept_prob = sum_acc / n_leap.clamp_min(1).to(x.dtype)
     zeros = torch.zeros_like(stopped)
@@ -277,6 +333,9 @@ class NUTS(Sampler):
             (C, *D)) or a :class:`~torchenergy.samplers.DenseMass`.
         max_depth: at most ``2^max_depth − 1`` leapfrog steps per transition (default 10).
         max_energy_error: a leaf with ``H − H₀`` above this is a divergence (default 1000).
+        compact: integrate each subtree only for the chains still growing their tree (see
+            :func:`nuts_trajectory`); set False for energies that depend on a chain's row in
+            the batch (per-chain tempered energies, e.g. inside parallel tempering).
 
     Example:
         >>> f = lambda x: 0.5 * (x ** 2).sum(-1)
@@ -295,6 +354,7 @@ class NUTS(Sampler):
     inverse_mass: InverseMass = None
     max_depth: int = 10
     max_energy_error: float = 1000.0
+    compact: bool = True
 
     def __post_init__(self) -> None:
         check_energy_fn(self.energy_fn)
@@ -304,6 +364,8 @@ class NUTS(Sampler):
         if self.max_depth > 20:
             raise ValueError(f"max_depth must be <= 20 (2^20 leapfrog steps), got {self.max_depth}")
         check_positive("max_energy_error", self.max_energy_error)
+        if not isinstance(self.compact, bool):
+            raise TypeError(f"compact must be a bool, got {self.compact!r}")
 
     def init(self, x: Tensor) -> GradState:
         """Cache ``E(x)`` and ``∇E(x)`` for ``x`` (C, *D); refuse a non-finite start."""
@@ -332,5 +394,6 @@ class NUTS(Sampler):
             self.step_size,
             self.inverse_mass,
             max_energy_error=self.max_energy_error,
+            compact=self.compact,
             generator=generator,
         )
