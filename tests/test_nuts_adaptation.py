@@ -43,7 +43,7 @@ def test_nuts_dense_window_adaptation():
 
 
 def test_nuts_diagonal_adaptation_finds_the_variances():
-    cov = torch.diag(torch.tensor([0.01, 0.1, 1.0, 10.0], dtype=F64))
+    cov = torch.diag(torch.tensor([0.05, 0.2, 1.0, 5.0], dtype=F64))
     from tests._sampler_targets import Gauss
 
     target = Gauss(torch.zeros(4, dtype=F64), cov)
