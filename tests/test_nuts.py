@@ -307,6 +307,22 @@ def test_max_depth_bounds_the_tree():
     assert torch.allclose(info.accept_prob, torch.ones(8, dtype=F64), atol=1e-6)
 
 
+def test_per_chain_mass_with_compaction_keeps_the_trees():
+    target = illcond(4, kappa=30.0)
+    g = torch.Generator().manual_seed(12)
+    x = target.sample(16, generator=g)
+    m = torch.diagonal(target.cov) * torch.linspace(0.3, 2.0, 16, dtype=F64)[:, None]
+    p0 = sample_momentum(x, m, generator=g)
+    forward = torch.rand(16, 6, generator=g) < 0.5
+    state = init_grad_state(target, x)
+    infos = [
+        nuts_trajectory(target, state, p0, forward, 0.3, m, compact=c, generator=g)[1]
+        for c in (True, False)
+    ]
+    assert torch.equal(infos[0].n_leapfrog, infos[1].n_leapfrog)
+    assert len(set(infos[0].n_leapfrog.tolist())) > 1
+
+
 def test_per_chain_step_sizes_and_event_shapes():
     f = lambda x: 0.5 * (x**2).flatten(1).sum(1)  # noqa: E731
     eps = torch.tensor([0.05, 0.4, 0.8])

@@ -263,13 +263,15 @@ def nuts_trajectory(
 
         fwd = sub(forward[:, j])
         active_a = sub(active)
+        per_chain_mass = isinstance(m, Tensor) and m.shape == x.shape
+        m_a = sub(m) if per_chain_mass else m
         start = tuple(where_chains(fwd, sub(r), sub(le)) for r, le in zip(right, left, strict=True))
         out = _subtree(
             energy_fn,
             start,
             sub(se),
             torch.where(fwd, sub(eps), -sub(eps)),
-            m,
+            m_a,
             sub(h0),
             active_a,
             j,
@@ -322,7 +324,9 @@ class NUTS(Sampler):
     drawn with probability ∝ ``exp(−H)`` (biased progressive multinomial sampling), see
     :func:`nuts_trajectory` and the module docstring. The State caches ``E`` and ``∇E``: a
     transition costs ``Info.n_leapfrog`` gradient evaluations per chain (the batch runs until
-    its longest tree is done; chains that stopped wait).
+    its longest tree is done; with ``compact`` a doubling is integrated only for the chains
+    still growing, so stopped chains cost nothing). The step synchronises with the host once
+    per leapfrog step and doubling (the trajectory length is data-dependent).
 
     Shapes: State ``x`` (C, *D), ``energy`` (C,), ``grad`` (C, *D); Info fields (C,).
 
