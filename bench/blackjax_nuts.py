@@ -35,17 +35,17 @@ os.environ.setdefault(
     "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 )
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import math
+import platform
+import time
+from pathlib import Path
 
-import torch  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+import torch
+from torch import Tensor, nn
 
-from torchenergy.diagnostics import ess_bulk  # noqa: E402
-from torchenergy.samplers import HMC, NUTS  # noqa: E402
+from torchenergy.diagnostics import ess_bulk
+from torchenergy.samplers import HMC, NUTS
 
 __all__ = ["main"]
 

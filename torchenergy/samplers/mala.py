@@ -111,6 +111,12 @@ def preconditioned_langevin_proposal(
     """``x − ε A ∇E(x) + sqrt(2ε) A^{1/2} z`` with ``A = M⁻¹`` (None: the plain Langevin move).
 
     Shapes: ``x``, ``grad`` (C, *D), ε float or (C,) -> (C, *D).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.zeros(4, 2)
+        >>> preconditioned_langevin_proposal(x, x, 0.1, torch.tensor([1.0, 4.0]), generator=g).shape
+        torch.Size([4, 2])
     """
     if m is None:
         return langevin_proposal(x, grad, step_size, generator=generator)

@@ -224,6 +224,16 @@ def nuts_trajectory(
 
     Returns:
         ``(new_state, info)`` with the sampled point and :class:`NUTSInfo`.
+
+    Example:
+        >>> from torchenergy.samplers._common import init_grad_state
+        >>> f = lambda x: 0.5 * (x ** 2).sum(-1)
+        >>> state = init_grad_state(f, torch.zeros(2, 1))
+        >>> p = torch.ones(2, 1)
+        >>> fwd = torch.tensor([[True] * 8, [False] * 8])
+        >>> _, info = nuts_trajectory(f, state, p, fwd, 0.5)
+        >>> info.n_leapfrog.tolist()  # mirror-image trees: the same length
+        [7, 7]
     """
     x, energy, grad = state
     n, max_depth = forward.shape
