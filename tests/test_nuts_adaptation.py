@@ -74,6 +74,7 @@ def test_dense_adaptation_for_the_other_kernels(make, target_accept):
         seed=2,
         windows=windows,
         target_accept=target_accept,
+        adapt_mass=True,
         dense_mass=True,
     )
     assert isinstance(tuned.inverse_mass, DenseMass)

@@ -308,7 +308,9 @@ def adapt(
         target_accept: δ; default 0.8 for NUTS, 0.65 for kernels with ``n_leapfrog`` (HMC),
             else 0.574 (MALA, random-walk Metropolis: aim lower, e.g. 0.3, for the latter).
         adapt_step_size: tune ε (otherwise only the mass).
-        adapt_mass: tune the inverse mass; default True when the sampler has ``inverse_mass``.
+        adapt_mass: tune the inverse mass; default True for HMC and NUTS (kernels with an
+            ``inverse_mass`` and ``n_leapfrog`` / ``max_depth``); pass True for the
+            preconditioner of MALA or random-walk Metropolis.
         dense_mass: estimate a dense ``M⁻¹`` (:class:`~torchenergy.samplers.DenseMass`, the
             pooled covariance) instead of the diagonal one.
         per_chain: one step size per chain (C,) instead of one pooled float.
@@ -348,7 +350,9 @@ def adapt(
             f"{type(sampler).__name__} has no step_size field to adapt (fields: {sorted(names)})"
         )
     if adapt_mass is None:
-        adapt_mass = "inverse_mass" in names
+        # Hamiltonian kernels (HMC, NUTS) by default; MALA / random-walk Metropolis opt in
+        hamiltonian = "n_leapfrog" in names or "max_depth" in names
+        adapt_mass = "inverse_mass" in names and hamiltonian
     elif adapt_mass and "inverse_mass" not in names:
         raise ValueError(
             f"adapt_mass=True needs a sampler with an inverse_mass field; "
