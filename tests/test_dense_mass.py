@@ -11,12 +11,12 @@ from torchenergy.samplers import (
     HMC,
     MALA,
     DenseMass,
-    WelfordCovariance,
     kinetic_energy,
     leapfrog,
     mala_log_proposal,
     sample_momentum,
 )
+from torchenergy.samplers.mass import WelfordCovariance
 
 F64 = torch.float64
 

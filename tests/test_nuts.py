@@ -9,8 +9,9 @@ import torch
 import torchenergy.samplers.nuts as nuts_module
 from tests._sampler_targets import Gauss, single_thread, z_bonferroni  # noqa: F401
 from torchenergy.diagnostics import mcse_mean
-from torchenergy.samplers import NUTS, DenseMass, nuts_trajectory, run_chain, sample_momentum
-from torchenergy.samplers._common import init_grad_state
+from torchenergy.samplers import NUTS, DenseMass, run_chain, sample_momentum
+from torchenergy.samplers.nuts import nuts_trajectory
+from torchenergy.samplers.proposals import init_grad_state
 
 F64 = torch.float64
 

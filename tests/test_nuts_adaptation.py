@@ -15,8 +15,8 @@ from torchenergy.samplers import (
     RandomWalkMetropolis,
     adapt,
     run_chain,
-    warmup_windows,
 )
+from torchenergy.samplers.adaptation import warmup_windows
 
 F64 = torch.float64
 WINDOWS = {"init_buffer": 20, "term_buffer": 20, "base_window": 20}

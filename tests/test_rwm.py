@@ -7,7 +7,8 @@ import torch
 import torchenergy.samplers.rwm as rwm_module
 from tests._sampler_targets import single_thread, z_bonferroni  # noqa: F401
 from tests.test_nuts import _pair_asymmetry_z, corr2d, ess_moment_z, illcond, run_from_exact
-from torchenergy.samplers import DenseMass, RandomWalkMetropolis, random_walk_proposal
+from torchenergy.samplers import DenseMass, RandomWalkMetropolis
+from torchenergy.samplers.rwm import random_walk_proposal
 
 F64 = torch.float64
 

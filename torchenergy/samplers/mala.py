@@ -16,20 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from torchenergy.energies._util import row_sum
-from torchenergy.energies.base import energy_and_grad
-from torchenergy.samplers._common import (
-    GradState,
-    chain_view,
-    check_energy_fn,
-    check_per_chain,
-    check_step_size,
-    finite_chains,
-    init_grad_state,
-    where_chains,
-)
-from torchenergy.samplers.base import BaseInfo, Sampler
-from torchenergy.samplers.langevin import langevin_proposal
+from torchenergy._ops import row_sum
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.base import BaseInfo
+from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.mass import (
     DenseMass,
     InverseMass,
@@ -38,6 +28,17 @@ from torchenergy.samplers.mass import (
     inverse_mass_apply,
 )
 from torchenergy.samplers.metropolis import metropolis_accept
+from torchenergy.samplers.proposals import (
+    GradState,
+    chain_view,
+    check_energy_fn,
+    check_per_chain,
+    check_step_size,
+    finite_chains,
+    init_grad_state,
+    langevin_proposal,
+    where_chains,
+)
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = ["MALA", "mala_log_proposal", "preconditioned_langevin_proposal"]

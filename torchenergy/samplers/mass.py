@@ -29,7 +29,6 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive
-from torchenergy.energies._util import checked_cholesky
 
 __all__ = [
     "CovarianceState",
@@ -41,6 +40,26 @@ __all__ = [
     "inverse_mass_apply",
     "is_dense",
 ]
+
+
+def _checked_cholesky(name: str, m: Tensor) -> Tensor:
+    """Lower Cholesky factor of a symmetric positive-definite (d, d) matrix, or ``ValueError``."""
+    if m.shape[0] != m.shape[1]:
+        raise ValueError(f"{name} must be square (d, d), got shape {tuple(m.shape)}")
+    tol = (1e-6 if m.dtype == torch.float64 else 1e-4) * float(m.abs().amax().clamp_min(1.0))
+    asym = float((m - m.T).abs().amax())
+    if asym > tol:
+        raise ValueError(f"{name} must be symmetric, max |M - M^T| = {asym:.3g}")
+    chol, info = torch.linalg.cholesky_ex(0.5 * (m + m.T))
+    diag = torch.diagonal(chol)
+    ill = float(diag.amin() ** 2) <= torch.finfo(m.dtype).eps * float(diag.amax() ** 2)
+    if int(info) != 0 or ill or not bool(torch.isfinite(chol).all()):
+        eig = float(torch.linalg.eigvalsh(0.5 * (m + m.T).double()).amin())
+        raise ValueError(
+            f"{name} must be positive definite, but its smallest eigenvalue is {eig:.3g} "
+            f"(shape {tuple(m.shape)})"
+        )
+    return chol
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +93,7 @@ class DenseMass:
         if m.dim() != 2:
             raise ValueError(f"DenseMass.inverse must have shape (d, d), got {tuple(m.shape)}")
         m = m.detach()
-        chol = checked_cholesky("DenseMass.inverse", m)
+        chol = _checked_cholesky("DenseMass.inverse", m)
         eye = torch.eye(m.shape[0], dtype=m.dtype, device=m.device)
         chol_inv = torch.linalg.solve_triangular(chol, eye, upper=False)
         object.__setattr__(self, "inverse", 0.5 * (m + m.T))

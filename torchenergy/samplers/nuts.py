@@ -36,17 +36,9 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_positive_int
-from torchenergy.energies._util import row_sum
-from torchenergy.energies.base import energy_and_grad
-from torchenergy.samplers._common import (
-    GradState,
-    check_energy_fn,
-    check_per_chain,
-    check_step_size,
-    init_grad_state,
-    where_chains,
-)
-from torchenergy.samplers.base import Sampler
+from torchenergy._ops import row_sum
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.integrators import sample_momentum
 from torchenergy.samplers.mass import (
     DenseMass,
@@ -54,6 +46,14 @@ from torchenergy.samplers.mass import (
     check_inverse_mass,
     check_inverse_mass_shape,
     inverse_mass_apply,
+)
+from torchenergy.samplers.proposals import (
+    GradState,
+    check_energy_fn,
+    check_per_chain,
+    check_step_size,
+    init_grad_state,
+    where_chains,
 )
 from torchenergy.types import EnergyFn, Generator, StepSize
 
@@ -226,7 +226,7 @@ def nuts_trajectory(
         ``(new_state, info)`` with the sampled point and :class:`NUTSInfo`.
 
     Example:
-        >>> from torchenergy.samplers._common import init_grad_state
+        >>> from torchenergy.samplers.proposals import init_grad_state
         >>> f = lambda x: 0.5 * (x ** 2).sum(-1)
         >>> state = init_grad_state(f, torch.zeros(2, 1))
         >>> p = torch.ones(2, 1)

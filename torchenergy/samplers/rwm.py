@@ -20,15 +20,8 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_energy_shape
-from torchenergy.samplers._common import (
-    chain_view,
-    check_energy_fn,
-    check_init_x,
-    check_per_chain,
-    check_step_size,
-    where_chains,
-)
-from torchenergy.samplers.base import BaseInfo, Sampler
+from torchenergy.samplers.base import BaseInfo
+from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.mass import (
     DenseMass,
     InverseMass,
@@ -36,6 +29,14 @@ from torchenergy.samplers.mass import (
     check_inverse_mass_shape,
 )
 from torchenergy.samplers.metropolis import metropolis_accept
+from torchenergy.samplers.proposals import (
+    chain_view,
+    check_energy_fn,
+    check_init_x,
+    check_per_chain,
+    check_step_size,
+    where_chains,
+)
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = ["RWMState", "RandomWalkMetropolis", "random_walk_proposal"]
