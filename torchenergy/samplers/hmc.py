@@ -20,11 +20,11 @@ from torchenergy.samplers.mass import InverseMass, check_inverse_mass, check_inv
 from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.samplers.proposals import (
     GradState,
+    accept_select,
     check_energy_fn,
     check_per_chain,
     check_step_size,
     init_grad_state,
-    where_chains,
 )
 from torchenergy.types import EnergyFn, Generator, StepSize
 
@@ -110,10 +110,4 @@ class HMC(Sampler):
             - kinetic_energy(out.p, self.inverse_mass)
         )
         mh = metropolis_accept(log_ratio, out.finite, generator=generator)
-        acc = mh.accepted
-        new = GradState(
-            where_chains(acc, out.x, x),
-            torch.where(acc, out.energy, energy),
-            where_chains(acc, out.grad, grad),
-        )
-        return new, BaseInfo(mh.accept_prob, acc, mh.nonfinite, torch.zeros_like(acc))
+        return accept_select(mh, GradState(out.x, out.energy, out.grad), state)

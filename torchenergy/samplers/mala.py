@@ -30,6 +30,7 @@ from torchenergy.samplers.mass import (
 from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.samplers.proposals import (
     GradState,
+    accept_select,
     chain_view,
     check_energy_fn,
     check_per_chain,
@@ -37,7 +38,6 @@ from torchenergy.samplers.proposals import (
     finite_chains,
     init_grad_state,
     langevin_proposal,
-    where_chains,
 )
 from torchenergy.types import EnergyFn, Generator, StepSize
 
@@ -203,11 +203,4 @@ class MALA(Sampler):
         )
         finite = finite_chains(x_new, energy_new, grad_new)
         mh = metropolis_accept(log_ratio, finite, generator=generator)
-        acc = mh.accepted
-        new = GradState(
-            where_chains(acc, x_new, x),
-            torch.where(acc, energy_new, energy),
-            where_chains(acc, grad_new, grad),
-        )
-        diverged = torch.zeros_like(acc)
-        return new, BaseInfo(mh.accept_prob, acc, mh.nonfinite, diverged)
+        return accept_select(mh, GradState(x_new, energy_new, grad_new), state)

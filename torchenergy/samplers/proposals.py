@@ -24,6 +24,7 @@ from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = [
     "GradState",
+    "accept_select",
     "chain_view",
     "check_clamp",
     "check_energy_fn",
@@ -213,6 +214,16 @@ def select_state(mask: Tensor, new: Any, old: Any) -> Any:
     The accept/reject of every Metropolis kernel and the hold of non-finite chains.
     """
     return type(new)(*(where_chains(mask, n, o) for n, o in zip(new, old)))
+
+
+def accept_select(mh: Any, new: Any, old: Any) -> tuple[Any, BaseInfo]:
+    """A Metropolis kernel's last move: ``new`` for the chains ``mh`` (a
+    :class:`~torchenergy.samplers.metropolis.MetropolisResult`) accepted, ``old`` for the rest,
+    and the step's :class:`BaseInfo` (an adjusted kernel never diverges)."""
+    acc = mh.accepted
+    return select_state(acc, new, old), BaseInfo(
+        mh.accept_prob, acc, mh.nonfinite, torch.zeros_like(acc)
+    )
 
 
 def hold_nonfinite(state: GradState, new: GradState) -> tuple[GradState, BaseInfo]:

@@ -30,12 +30,12 @@ from torchenergy.samplers.mass import (
 )
 from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.samplers.proposals import (
+    accept_select,
     chain_view,
     check_energy_fn,
     check_init_x,
     check_per_chain,
     check_step_size,
-    where_chains,
 )
 from torchenergy.types import EnergyFn, Generator, StepSize
 
@@ -145,6 +145,4 @@ class RandomWalkMetropolis(Sampler):
         energy_new = _energy(self.energy_fn, x_new)
         finite = torch.isfinite(energy_new) & torch.isfinite(x_new.flatten(1).sum(1))
         mh = metropolis_accept(energy - energy_new, finite, generator=generator)
-        acc = mh.accepted
-        new = RWMState(where_chains(acc, x_new, x), torch.where(acc, energy_new, energy))
-        return new, BaseInfo(mh.accept_prob, acc, mh.nonfinite, torch.zeros_like(acc))
+        return accept_select(mh, RWMState(x_new, energy_new), state)
