@@ -21,9 +21,7 @@ from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.samplers.proposals import (
     GradState,
     accept_select,
-    check_energy_fn,
-    check_per_chain,
-    check_step_size,
+    check_gradient_kernel,
     init_grad_state,
 )
 from torchenergy.types import EnergyFn, Generator, StepSize
@@ -75,8 +73,7 @@ class HMC(Sampler):
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        check_energy_fn(self.energy_fn)
-        check_step_size("step_size", self.step_size)
+        check_gradient_kernel(self.energy_fn, step_size=self.step_size)
         check_positive_int("n_leapfrog", self.n_leapfrog)
         check_inverse_mass(self.inverse_mass)
         if (
@@ -88,8 +85,7 @@ class HMC(Sampler):
 
     def init(self, x: Tensor) -> GradState:
         """Cache ``E(x)`` and ``∇E(x)`` for ``x`` (C, *D); check the mass and step shapes."""
-        state = init_grad_state(self.energy_fn, x)
-        check_per_chain("step_size", self.step_size, state.x)
+        state = init_grad_state(self.energy_fn, x, step_size=self.step_size)
         check_inverse_mass_shape(self.inverse_mass, state.x)
         return state
 

@@ -177,10 +177,7 @@ class Langevin(Sampler):
         closed = self._closed_form
         if closed is None:
             return energy_and_grad(self.energy_fn, x)
-        energy, grad = closed(x)
-        if energy.requires_grad or grad.requires_grad:  # parameters with requires_grad
-            return energy.detach(), grad.detach()
-        return energy, grad
+        return _detached(*closed(x))
 
     @cached_property
     def _energy_unchecked(self) -> Any:
@@ -197,10 +194,7 @@ class Langevin(Sampler):
         fast = self._energy_unchecked
         if fast is None:
             return energy_and_grad(self.energy_fn, x)
-        energy, grad = fast(x)
-        if energy.requires_grad or grad.requires_grad:  # parameters with requires_grad
-            return energy.detach(), grad.detach()
-        return energy, grad
+        return _detached(*fast(x))
 
     @property
     def finite_fields(self) -> tuple[str, ...]:
@@ -232,3 +226,10 @@ class Langevin(Sampler):
     def _noise(self) -> float:
         """``sqrt(2ε) · s`` for a float ε and s (see :attr:`_plain`)."""
         return math.sqrt(2.0 * float(self.step_size)) * float(self.noise_scale)
+
+
+def _detached(energy: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+    """``(E, ∇E)`` detached when an energy's parameters require grad (no copy otherwise)."""
+    if energy.requires_grad or grad.requires_grad:
+        return energy.detach(), grad.detach()
+    return energy, grad

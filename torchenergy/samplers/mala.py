@@ -32,9 +32,7 @@ from torchenergy.samplers.proposals import (
     GradState,
     accept_select,
     chain_view,
-    check_energy_fn,
-    check_per_chain,
-    check_step_size,
+    check_gradient_kernel,
     finite_chains,
     init_grad_state,
     langevin_proposal,
@@ -173,14 +171,12 @@ class MALA(Sampler):
     inverse_mass: InverseMass = None
 
     def __post_init__(self) -> None:
-        check_energy_fn(self.energy_fn)
-        check_step_size("step_size", self.step_size)
+        check_gradient_kernel(self.energy_fn, step_size=self.step_size)
         check_inverse_mass(self.inverse_mass)
 
     def init(self, x: Tensor) -> GradState:
         """Cache ``E(x)`` and ``∇E(x)`` for ``x`` (C, *D)."""
-        state = init_grad_state(self.energy_fn, x)
-        check_per_chain("step_size", self.step_size, state.x)
+        state = init_grad_state(self.energy_fn, x, step_size=self.step_size)
         check_inverse_mass_shape(self.inverse_mass, state.x)
         return state
 

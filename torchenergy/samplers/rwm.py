@@ -32,10 +32,9 @@ from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.samplers.proposals import (
     accept_select,
     chain_view,
-    check_energy_fn,
+    check_gradient_kernel,
     check_init_x,
     check_per_chain,
-    check_step_size,
 )
 from torchenergy.types import EnergyFn, Generator, StepSize
 
@@ -118,8 +117,7 @@ class RandomWalkMetropolis(Sampler):
     inverse_mass: InverseMass = None
 
     def __post_init__(self) -> None:
-        check_energy_fn(self.energy_fn)
-        check_step_size("step_size", self.step_size)
+        check_gradient_kernel(self.energy_fn, step_size=self.step_size)
         check_inverse_mass(self.inverse_mass)
 
     def init(self, x: Tensor) -> RWMState:
