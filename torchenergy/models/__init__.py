@@ -1,4 +1,5 @@
-"""Complete EBMs with their own structure: RBMs, Boltzmann machines, Hopfield networks, CRFs."""
+"""Complete EBMs with their own structure: RBMs, Boltzmann machines, Hopfield networks, CRFs,
+JEM and the IGEBM-style image EBM recipe."""
 
 from torchenergy.models.boltzmann import (
     BoltzmannMachine,
@@ -11,30 +12,52 @@ from torchenergy.models.crf import Decoded, LinearChainCRF
 from torchenergy.models.crf_constraints import TransitionConstraints, bio_constraints
 from torchenergy.models.crf_svm import StructuredHingeLoss, structured_hinge_loss
 from torchenergy.models.hopfield import HopfieldNetwork, ModernHopfield, RecallResult
+from torchenergy.models.igebm import ImageEBMConfig, ImageEBMResult, fit_image_ebm
+from torchenergy.models.jem import JEM, ConditionalEnergy, ConvClassifier
+from torchenergy.models.jem_train import (
+    JEMConfig,
+    JEMOutput,
+    JEMResult,
+    TrainingDivergedError,
+    fit_jem,
+    jem_loss,
+)
 from torchenergy.models.rbm import BernoulliRBM, BlockGibbs, BlockGibbsState, GaussianBernoulliRBM
 from torchenergy.models.rbm_train import CDStepResult, cd_gradients, cd_step, fit_rbm
 
 __all__ = [
+    "JEM",
     "BernoulliRBM",
     "BlockGibbs",
     "BlockGibbsState",
     "BoltzmannMachine",
     "CDStepResult",
+    "ConditionalEnergy",
+    "ConvClassifier",
     "Decoded",
     "GaussianBernoulliRBM",
     "HopfieldNetwork",
+    "ImageEBMConfig",
+    "ImageEBMResult",
+    "JEMConfig",
+    "JEMOutput",
+    "JEMResult",
     "LinearChainCRF",
     "ModernHopfield",
     "RecallResult",
     "SiteGibbs",
     "SiteGibbsState",
     "StructuredHingeLoss",
+    "TrainingDivergedError",
     "TransitionConstraints",
     "bio_constraints",
     "cd_gradients",
     "cd_step",
     "fit_boltzmann",
+    "fit_image_ebm",
+    "fit_jem",
     "fit_rbm",
+    "jem_loss",
     "moments",
     "structured_hinge_loss",
 ]
