@@ -177,6 +177,10 @@ class ConvClassifier(nn.Module):
         strides: one stride per block (default ``(1, 2, 2, ...)``).
         pool: ``"mean"`` (global average, any image size) or ``"flatten"``.
         image_size: (H, W) of the input, needed for ``pool="flatten"``.
+        energy_head: add a scalar head ``b(x)`` (zero-initialised) to every logit. Softmax, hence
+            ``p(y|x)``, does not see it, while ``E(x) = −logsumexp f(x)`` shifts by ``−b(x)``: the
+            JEM's generative term can set the energy's level without rescaling the class logits
+            (and a classifier's weights load into it unchanged, ``strict=False``).
 
     Example:
         >>> ConvClassifier(1, 10, (8, 16))(torch.zeros(2, 1, 28, 28)).shape
@@ -194,6 +198,7 @@ class ConvClassifier(nn.Module):
         strides: Sequence[int] | None = None,
         pool: str = "mean",
         image_size: tuple[int, int] = (28, 28),
+        energy_head: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -228,6 +233,11 @@ class ConvClassifier(nn.Module):
         if hidden:
             head += [sn(nn.Linear(prev, hidden)), make_activation(activation)]
             prev = hidden
+        self.offset: nn.Module | None = None
+        if energy_head:
+            self.offset = nn.Linear(prev, 1)
+            nn.init.zeros_(self.offset.weight)
+            nn.init.zeros_(self.offset.bias)
         head.append(sn(nn.Linear(prev, n_classes)))
         self.head = nn.Sequential(*head)
         self.in_channels = in_channels
@@ -240,4 +250,7 @@ class ConvClassifier(nn.Module):
                 f"got {tuple(x.shape)}"
             )
         h = self.features(x)
-        return self.head(h.mean(dim=(2, 3)) if self.pool == "mean" else h.flatten(1))
+        h = h.mean(dim=(2, 3)) if self.pool == "mean" else h.flatten(1)
+        if self.offset is None:
+            return self.head(h)
+        return self.head(h) + self.offset(h)

@@ -353,6 +353,7 @@ def fit_jem(
     while trainer.step < cfg.steps:
         try:
             trainer.fit(data, max_steps=cfg.steps)
+            break  # done, or a callback set trainer.should_stop (e.g. a time budget)
         except FloatingPointError as exc:
             step = exc.step if isinstance(exc, TrainingDivergedError) else trainer.step + 1
             reason = exc.reason if isinstance(exc, TrainingDivergedError) else str(exc)
