@@ -24,10 +24,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from torchenergy.data import load_animal_mnist, load_fashion_mnist, load_mnist_5k
+from torchenergy.data import load_fashion_mnist
 from torchenergy.energies import ConvEnergy
-from torchenergy.features import fashion_feature_net, image_features
-from torchenergy.metrics import frechet_distance, kernel_distance
+from torchenergy.image_recipes import CNN_ARCH, EBM_ARCH, evaluate_fashion_mnist, format_tables
 from torchenergy.models import (
     JEM,
     ConvClassifier,
@@ -36,25 +35,10 @@ from torchenergy.models import (
     fit_image_ebm,
     fit_jem,
 )
-from torchenergy.ood import (
-    classifier_scores,
-    energy_as_score,
-    expected_calibration_error,
-    format_report,
-    gradient_norm_score,
-    ood_report,
-)
-from torchenergy.samplers import Langevin, run_chain
-from torchenergy.train import CSVLogger, LambdaCallback
-from torchenergy.viz import (
-    plot_image_grid,
-    plot_reliability_diagram,
-    plot_score_histograms,
-    save_image_animation,
-    savefig,
-)
+from torchenergy.train import CSVLogger, LambdaCallback, save_checkpoint
+from torchenergy.viz import plot_image_grid, save_image_animation, savefig
 
-ARCH = dict(channels=(32, 64, 128), strides=(2, 2, 2), pool="flatten")
+ARCH = dict(CNN_ARCH)
 
 
 def net(energy_head: bool = False) -> ConvClassifier:
@@ -65,20 +49,6 @@ def data() -> dict[str, torch.Tensor]:
     x, y = load_fashion_mnist("train", flatten=False)
     xt, yt = load_fashion_mnist("test", flatten=False)
     return {"x": 2 * x - 1, "y": y, "xt": 2 * xt - 1, "yt": yt}
-
-
-def ood_sets(xt: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(123)
-    m, _ = load_mnist_5k(flatten=False)
-    a, _ = load_animal_mnist(flatten=False)
-    base = xt[-n:]  # the last n test images (the in-distribution set uses the first n)
-    return {
-        "MNIST-5k": (2 * m - 1)[:n],
-        "Animal-MNIST": (2 * a - 1)[:n],
-        "uniform noise": torch.rand(n, 1, 28, 28, generator=g) * 2 - 1,
-        "flipped Fashion": base.flip(2),
-        "inverted Fashion": -base,
-    }
 
 
 def train_cnn(args, d) -> None:
@@ -116,7 +86,7 @@ def train_jem(args, d) -> None:
         sgld_noise=0.01,
         sgld_grad_clip=args.sgld_clip,
         buffer_size=args.buffer,
-        reinit_prob=0.05,
+        reinit_prob=args.reinit,
         data_noise=0.03,
         l2_reg=args.l2,
         gen_weight=args.gen_weight,
@@ -136,6 +106,9 @@ def train_jem(args, d) -> None:
             )
         if trainer.step % 250 == 0:
             frames.append((trainer.step, res_buf["b"].data[:64].clone()))
+        if args.save_every and trainer.step % args.save_every == 0:
+            save(args, f"jem_step{trainer.step}", model, time.perf_counter() - t0 + cnn["seconds"],
+                 buffer=res_buf["b"].data, steps=trainer.step, energy_head=args.energy_head)
         if time.perf_counter() - t0 > 60 * args.jem_minutes:
             trainer.should_stop = True
 
@@ -177,7 +150,7 @@ def train_jem(args, d) -> None:
 
 def train_ebm(args, d) -> None:
     torch.manual_seed(0)
-    energy = ConvEnergy(1, (16, 32, 64), activation="silu")
+    energy = ConvEnergy(1, **EBM_ARCH)
     cfg = ImageEBMConfig(
         steps=args.ebm_steps,
         batch_size=64,
@@ -233,136 +206,52 @@ def save(args, name, model, seconds, **extra) -> None:
 
 @torch.no_grad()
 def accuracy(model, d) -> float:
-    return float(
-        torch.cat([model(c).argmax(1) for c in d["xt"].split(1000)]).eq(d["yt"]).float().mean()
-    )
-
-
-def conditional_samples(jem, init, labels, steps, g) -> torch.Tensor:
-    kernel = Langevin(
-        jem.conditional(labels), step_size=1.0, noise_scale=0.01 / 2**0.5, clamp=(-1.0, 1.0)
-    )
-    return run_chain(kernel, init, steps, generator=g, on_divergence="warn").x
+    pred = torch.cat([model(c).argmax(1) for c in d["xt"].split(1000)])
+    return float(pred.eq(d["yt"]).float().mean())
 
 
 def evaluate(args, d) -> None:
-    out = Path(args.out)
-    runs = Path(args.runs)
-    n = args.n_ood
-    x_in = d["xt"][:n]
-    sets = ood_sets(d["xt"], n)
-    fnet = fashion_feature_net(verbose=True)
-    ref = image_features(fnet, d["xt"][:2000], value_range=(-1, 1))
-    floor = image_features(fnet, d["x"][:2000], value_range=(-1, 1))
-    g = torch.Generator().manual_seed(0)
-    results: dict = {
-        "feature_net_test_accuracy": fnet.test_accuracy,
-        "fd_train_vs_test": float(frechet_distance(floor, ref)),
-        "kid_train_vs_test": float(kernel_distance(floor, ref, generator=g).mean),
-    }
-    hist_scores: dict = {}
-    for name in ("cnn", "jem", "ebm"):
+    """Convert the bench's checkpoints to library ones and run ``evaluate_fashion_mnist`` (what
+    ``torchenergy evaluate`` runs), then draw the buffers and the training animations."""
+    out, runs = Path(args.out), Path(args.runs)
+    ckpts = {}
+    for name, kind in (("cnn", "cnn"), ("jem", "jem"), ("ebm", "conv")):
         p = runs / f"{name}.pt"
         if not p.is_file():
             continue
         blob = torch.load(p, weights_only=True)
-        r: dict = {"seconds": blob["seconds"], "steps": blob.get("steps")}
-        if name == "ebm":
-            e = ConvEnergy(1, (16, 32, 64), activation="silu")
-            e.load_state_dict(blob["state_dict"])
-            scores = {
-                "energy": lambda x, e=e: energy_as_score(e, x),
-                "grad_norm": lambda x, e=e: gradient_norm_score(e, x),
-            }
-            samples = blob["buffer"][:2000]
-            samples = run_chain(
-                Langevin(e, 10.0, 0.01 / 20**0.5, grad_clip=0.3, clamp=(-1.0, 1.0)),
-                samples,
-                50,
-                generator=g,
-                on_divergence="warn",
-            ).x
-            grid = samples[:100]
-        else:
-            m = net(bool(blob.get("energy_head", False)))
-            m.load_state_dict(blob["state_dict"])
-            m.eval()
-            jem = JEM(m, 10)
-            r["accuracy"] = accuracy(m, d)
-            with torch.no_grad():
-                probs = torch.cat([torch.softmax(m(c), -1) for c in d["xt"].split(1000)])
-            r["ece"] = float(expected_calibration_error(probs, d["yt"], 15))
-            ax = plot_reliability_diagram(probs, d["yt"], n_bins=15, title=name)
-            savefig(ax, out / f"jem_reliability_{name}.png")
-            scores = classifier_scores(m)
-            labels = torch.arange(10).repeat_interleave(200)
-            init = (
-                blob["buffer"][:2000]
-                if "buffer" in blob
-                else torch.rand(2000, 1, 28, 28, generator=g) * 2 - 1
-            )
-            samples = conditional_samples(jem, init.clone(), labels, args.sample_steps, g)
-            order = torch.arange(10)[:, None] * 200 + torch.arange(10)[None, :]
-            grid = samples[order.T.flatten()]  # rows: sample index, columns: class
-        rep = ood_report(scores, x_in, sets, return_scores=True)
-        raw = rep.pop("_scores")
-        r["ood"] = rep
-        best = max(raw, key=lambda s: rep[s]["MNIST-5k"]["auroc"])
-        hist_scores[name] = {k: torch.tensor(v) for k, v in raw[best].items()}
-        ax = plot_score_histograms(
-            {("Fashion test" if k == "in" else k): v for k, v in hist_scores[name].items()},
-            title=f"{name}: {best} score",
-        )
-        savefig(ax, out / f"jem_scores_{name}.png")
-        feats = image_features(fnet, samples[:2000], value_range=(-1, 1))
-        r["frechet"] = float(frechet_distance(feats, ref))
-        r["kid"] = float(kernel_distance(feats, ref, generator=g).mean)
-        ax = plot_image_grid(grid, nrow=10, title=f"{name} samples", value_range=(-1, 1))
-        savefig(ax, out / f"jem_samples_{name}.png")
+        arch = dict(EBM_ARCH if kind == "conv" else ARCH)
+        if kind == "jem" and blob.get("energy_head"):
+            arch["energy_head"] = True
+        sd = blob["state_dict"]
+        if kind == "jem":  # the bench saved the classifier; the library saves the JEM
+            sd = {f"classifier.{k}": v for k, v in sd.items()}
+        payload = {
+            "kind": kind,
+            "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()},
+            "state_dict": sd,
+            "seconds": blob["seconds"],
+            "steps": blob.get("steps"),
+        }
+        if "buffer" in blob:
+            payload["buffer"] = blob["buffer"]
+        ckpts[name] = save_checkpoint(runs / f"{name}_library.pt", payload)
         if blob.get("frames"):
             save_image_animation(blob["frames"], out / f"jem_training_{name}.gif", nrow=8)
             ax = plot_image_grid(
-                blob["buffer"][:64], nrow=8, title=f"{name} buffer", value_range=(-1, 1)
+                blob["buffer"][:64], nrow=8, title=f"{name} replay buffer", value_range=(-1, 1)
             )
             savefig(ax, out / f"jem_buffer_{name}.png")
-        results[name] = r
-        print(name, json.dumps({k: v for k, v in r.items() if k != "ood"}), flush=True)
-        print(format_report(rep, title=name), flush=True)
-    (out / "jem_results.json").write_text(json.dumps(results, indent=1))
-    (out / "jem_tables.md").write_text(tables(results))
-
-
-def tables(res: dict) -> str:
-    models = [m for m in ("cnn", "jem", "ebm") if m in res]
-    lines = [
-        "| model | train time (s) | steps | test acc | ECE (15 bins) | Fréchet (own features) | KID |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for m in models:
-        r = res[m]
-        acc = f"{r['accuracy']:.4f}" if "accuracy" in r else "–"
-        ece = f"{r['ece']:.4f}" if "ece" in r else "–"
-        lines.append(
-            f"| {m} | {r['seconds']:.0f} | {r.get('steps') or '–'} | {acc} | {ece} | "
-            f"{r['frechet']:.2f} | {r['kid']:.4f} |"
-        )
-    lines += [
-        "",
-        f"Reference: Fréchet distance train vs test images {res['fd_train_vs_test']:.2f}, "
-        f"KID {res['kid_train_vs_test']:.4f} (feature net test accuracy "
-        f"{res['feature_net_test_accuracy']:.4f}).",
-        "",
-    ]
-    sets = list(next(iter(res[models[0]]["ood"].values())))
-    lines += [
-        "| model | score | " + " | ".join(f"{s} AUROC / FPR95" for s in sets) + " |",
-        "|---|---|" + "---|" * len(sets),
-    ]
-    for m in models:
-        for score, per in res[m]["ood"].items():
-            cells = " | ".join(f"{per[s]['auroc']:.3f} / {per[s]['fpr95']:.3f}" for s in sets)
-            lines.append(f"| {m} | {score} | {cells} |")
-    return "\n".join(lines) + "\n"
+    res = evaluate_fashion_mnist(
+        ckpts, out / "jem_eval", n_ood=args.n_ood, sample_steps=args.sample_steps
+    )
+    for name in ckpts:
+        if "divergences" in torch.load(runs / f"{name}.pt", weights_only=True):
+            res[name]["divergences"] = torch.load(runs / f"{name}.pt", weights_only=True)[
+                "divergences"
+            ]
+    (out / "jem_results.json").write_text(json.dumps(res, indent=1))
+    print(format_tables(res))
 
 
 def main() -> None:
@@ -384,6 +273,8 @@ def main() -> None:
         "--energy-head", action="store_true", help="JEM classifier with an energy offset head"
     )
     p.add_argument("--sgld-clip", type=float, default=None)
+    p.add_argument("--reinit", type=float, default=0.05)
+    p.add_argument("--save-every", type=int, default=0)
     p.add_argument("--buffer", type=int, default=10000)
     p.add_argument("--ebm-steps", type=int, default=100000)
     p.add_argument("--ebm-minutes", type=float, default=10.0)
