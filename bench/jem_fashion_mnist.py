@@ -26,7 +26,13 @@ import torch.nn.functional as F
 
 from torchenergy.data import load_fashion_mnist
 from torchenergy.energies import ConvEnergy
-from torchenergy.image_recipes import CNN_ARCH, EBM_ARCH, evaluate_fashion_mnist, format_tables
+from torchenergy.image_recipes import (
+    CNN_ARCH,
+    EBM_ARCH,
+    evaluate_fashion_mnist,
+    format_tables,
+    train_fashion_mnist,
+)
 from torchenergy.models import (
     JEM,
     ConvClassifier,
@@ -107,8 +113,15 @@ def train_jem(args, d) -> None:
         if trainer.step % 250 == 0:
             frames.append((trainer.step, res_buf["b"].data[:64].clone()))
         if args.save_every and trainer.step % args.save_every == 0:
-            save(args, f"jem_step{trainer.step}", model, time.perf_counter() - t0 + cnn["seconds"],
-                 buffer=res_buf["b"].data, steps=trainer.step, energy_head=args.energy_head)
+            save(
+                args,
+                f"jem_step{trainer.step}",
+                model,
+                time.perf_counter() - t0 + cnn["seconds"],
+                buffer=res_buf["b"].data,
+                steps=trainer.step,
+                energy_head=args.energy_head,
+            )
         if time.perf_counter() - t0 > 60 * args.jem_minutes:
             trainer.should_stop = True
 
@@ -210,53 +223,69 @@ def accuracy(model, d) -> float:
     return float(pred.eq(d["yt"]).float().mean())
 
 
+def to_library(src: Path, dst: Path, kind: str) -> Path:
+    """A bench checkpoint (torch.save of a dict) as a library one (``load_image_model``)."""
+    blob = torch.load(src, weights_only=True)
+    arch = dict(EBM_ARCH if kind == "conv" else ARCH)
+    sd = blob["state_dict"]
+    if kind == "jem":  # the bench saved the classifier; the library saves the JEM
+        if blob.get("energy_head"):
+            arch["energy_head"] = True
+        sd = {f"classifier.{k}": v for k, v in sd.items()}
+    payload = {
+        "kind": kind,
+        "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()},
+        "state_dict": sd,
+        "seconds": blob["seconds"],
+        "steps": blob.get("steps"),
+    }
+    if "buffer" in blob:
+        payload["buffer"] = blob["buffer"]
+    return save_checkpoint(dst, payload)
+
+
+def final_jem(args, d) -> None:
+    """The measured JEM: ``train_fashion_mnist("jem", ...)`` warm-started from the bench CNN."""
+    runs = Path(args.runs)
+    cnn = to_library(runs / "cnn.pt", runs / "cnn_library.pt", "cnn")
+    res = train_fashion_mnist("jem", runs / "jem_final", warm_start=cnn)
+    print(res)
+
+
 def evaluate(args, d) -> None:
-    """Convert the bench's checkpoints to library ones and run ``evaluate_fashion_mnist`` (what
-    ``torchenergy evaluate`` runs), then draw the buffers and the training animations."""
+    """Run ``evaluate_fashion_mnist`` (what ``torchenergy evaluate`` runs) on the bench's models,
+    then draw the replay buffers and the training animations."""
     out, runs = Path(args.out), Path(args.runs)
     ckpts = {}
-    for name, kind in (("cnn", "cnn"), ("jem", "jem"), ("ebm", "conv")):
-        p = runs / f"{name}.pt"
-        if not p.is_file():
-            continue
-        blob = torch.load(p, weights_only=True)
-        arch = dict(EBM_ARCH if kind == "conv" else ARCH)
-        if kind == "jem" and blob.get("energy_head"):
-            arch["energy_head"] = True
-        sd = blob["state_dict"]
-        if kind == "jem":  # the bench saved the classifier; the library saves the JEM
-            sd = {f"classifier.{k}": v for k, v in sd.items()}
-        payload = {
-            "kind": kind,
-            "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()},
-            "state_dict": sd,
-            "seconds": blob["seconds"],
-            "steps": blob.get("steps"),
-        }
-        if "buffer" in blob:
-            payload["buffer"] = blob["buffer"]
-        ckpts[name] = save_checkpoint(runs / f"{name}_library.pt", payload)
-        if blob.get("frames"):
-            save_image_animation(blob["frames"], out / f"jem_training_{name}.gif", nrow=8)
-            ax = plot_image_grid(
-                blob["buffer"][:64], nrow=8, title=f"{name} replay buffer", value_range=(-1, 1)
-            )
-            savefig(ax, out / f"jem_buffer_{name}.png")
+    if (runs / "cnn.pt").is_file():
+        ckpts["cnn"] = to_library(runs / "cnn.pt", runs / "cnn_library.pt", "cnn")
+    if (runs / "jem_final" / "checkpoint.pt").is_file():
+        ckpts["jem"] = runs / "jem_final" / "checkpoint.pt"
+    for extra in args.extra:  # name=path.pt (a bench JEM checkpoint)
+        name, path = extra.split("=", 1)
+        ckpts[name] = to_library(Path(path), runs / f"{name}_library.pt", "jem")
+    if (runs / "ebm.pt").is_file():
+        ckpts["ebm"] = to_library(runs / "ebm.pt", runs / "ebm_library.pt", "conv")
+        blob = torch.load(runs / "ebm.pt", weights_only=True)
+        save_image_animation(blob["frames"], out / "jem_training_ebm.gif", nrow=8)
+        ax = plot_image_grid(
+            blob["buffer"][:64], nrow=8, title="ebm replay buffer", value_range=(-1, 1)
+        )
+        savefig(ax, out / "jem_buffer_ebm.png")
     res = evaluate_fashion_mnist(
         ckpts, out / "jem_eval", n_ood=args.n_ood, sample_steps=args.sample_steps
     )
-    for name in ckpts:
-        if "divergences" in torch.load(runs / f"{name}.pt", weights_only=True):
-            res[name]["divergences"] = torch.load(runs / f"{name}.pt", weights_only=True)[
-                "divergences"
-            ]
     (out / "jem_results.json").write_text(json.dumps(res, indent=1))
     print(format_tables(res))
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--part", required=True, choices=["train_cnn", "train_jem", "train_ebm", "eval"])
+    p.add_argument(
+        "--part",
+        required=True,
+        choices=["train_cnn", "train_jem", "train_ebm", "final_jem", "eval"],
+    )
     p.add_argument("--runs", default="runs/jem_bench")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--cnn", help="CNN checkpoint to warm-start the JEM from (default RUNS/cnn.pt)")
@@ -280,13 +309,20 @@ def main() -> None:
     p.add_argument("--ebm-minutes", type=float, default=10.0)
     p.add_argument("--sgld-steps-ebm", type=int, default=10)
     p.add_argument("--n-ood", type=int, default=5000)
+    p.add_argument(
+        "--extra", nargs="*", default=[], help="name=bench_jem.pt variants to evaluate too"
+    )
     p.add_argument("--sample-steps", type=int, default=100)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     d = data()
-    {"train_cnn": train_cnn, "train_jem": train_jem, "train_ebm": train_ebm, "eval": evaluate}[
-        args.part
-    ](args, d)
+    {
+        "train_cnn": train_cnn,
+        "train_jem": train_jem,
+        "train_ebm": train_ebm,
+        "final_jem": final_jem,
+        "eval": evaluate,
+    }[args.part](args, d)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ One step (Grathwohl et al. 2020, Algorithm 1), with the stabilisers that keep it
     loss = CE(f(x̃), y) + gen_weight · (E(x̃) − E(x⁻)) + l2_reg · (E(x̃)² + E(x⁻)²)
 
 with ``E(x) = −logsumexp f(x)``. The generative term starts after ``ce_only_steps`` (a warm start
-from a plain classifier), the learning rate warms up linearly over ``lr_warmup_steps``, the
+from a plain classifier) and may stop ``ce_only_final_steps`` before the end, the learning rate warms up linearly over ``lr_warmup_steps``, the
 parameter gradient is clipped (``grad_clip``) and the classifier may be spectrally normalised.
 A step whose loss, energies (``|E| > max_abs_energy``) or chains are not finite raises
 :class:`TrainingDivergedError` with the step number; with ``on_divergence="rollback"`` the run is
@@ -124,6 +124,8 @@ class JEMConfig:
         n_neg: SGLD chains per step (default: batch_size).
         lr, betas, weight_decay: Adam. lr_warmup_steps: linear learning-rate warm-up.
         ce_only_steps: first steps with the classifier loss only (warm start).
+        ce_only_final_steps: last steps with the classifier loss only (a short repair of accuracy
+            and calibration after the hybrid phase).
         gen_weight: weight of the generative term ``E(x) − E(x⁻)``.
         sgld_steps, sgld_step_size (ε), sgld_noise (per-step noise std), sgld_grad_clip: SGLD.
         clamp: box the chains stay in (the data range), or None.
@@ -143,6 +145,7 @@ class JEMConfig:
     weight_decay: float = 0.0
     lr_warmup_steps: int = 0
     ce_only_steps: int = 0
+    ce_only_final_steps: int = 0
     gen_weight: float = 1.0
     sgld_steps: int = 20
     sgld_step_size: float = 1.0
@@ -163,7 +166,7 @@ class JEMConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "sgld_steps", "buffer_size", "snapshot_every"):
             check_positive_int(name, getattr(self, name))
-        for name in ("lr_warmup_steps", "ce_only_steps", "max_rollbacks"):
+        for name in ("lr_warmup_steps", "ce_only_steps", "ce_only_final_steps", "max_rollbacks"):
             check_positive_int(name, getattr(self, name), allow_zero=True)
         if self.n_neg is not None:
             check_positive_int("n_neg", self.n_neg)
@@ -300,7 +303,8 @@ def fit_jem(
         if cfg.data_noise > 0:
             x = x + cfg.data_noise * torch.randn(x.shape, generator=g, dtype=x.dtype)
         x_neg = None
-        if step > cfg.ce_only_steps and cfg.gen_weight > 0:
+        hybrid = cfg.ce_only_steps < step <= cfg.steps - cfg.ce_only_final_steps
+        if hybrid and cfg.gen_weight > 0:
             idx, x0 = buffer.sample(n_neg, generator=g)
             try:
                 x_neg = run_chain(sampler, x0.to(x.dtype), cfg.sgld_steps, generator=g).x
