@@ -26,13 +26,8 @@ import torch.nn.functional as F
 
 from torchenergy.data import load_fashion_mnist
 from torchenergy.energies import ConvEnergy
-from torchenergy.image_recipes import (
-    CNN_ARCH,
-    EBM_ARCH,
-    evaluate_fashion_mnist,
-    format_tables,
-    train_fashion_mnist,
-)
+from torchenergy.image_evaluation import evaluate_fashion_mnist, format_tables
+from torchenergy.image_recipes import CNN_ARCH, EBM_ARCH, train_fashion_mnist
 from torchenergy.models import (
     JEM,
     ConvClassifier,

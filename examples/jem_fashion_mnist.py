@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from torchenergy.features import FeatureNet
-from torchenergy.image_recipes import evaluate_fashion_mnist, format_tables, train_fashion_mnist
+from torchenergy.image_evaluation import evaluate_fashion_mnist, format_tables
+from torchenergy.image_recipes import train_fashion_mnist
 
 
 def main(argv: list[str] | None = None) -> dict:
