@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> Path:
     n = 10
     start = (lambda k: init[k * n : (k + 1) * n].clone()) if init is not None else (lambda k: None)
     # 1. product of experts: class AND constraint
-    dark = jem.conditional(SNEAKER).constrained(brightness_penalty(-0.8), weight=20.0)
+    dark = jem.conditional(SNEAKER).constrained(brightness_penalty(-0.8), weight=0.3)
     plain = sample(jem.conditional(SNEAKER), n, steps, g, start(0))
     dark_s = sample(dark, n, steps, g, start(1))
     band = torch.zeros(1, 28, 28, dtype=torch.bool)
     band[:, :8] = True
-    trouser = jem.conditional(TROUSER).constrained(region_penalty(band, -1.0), weight=5.0)
+    trouser = jem.conditional(TROUSER).constrained(region_penalty(band, -1.0), weight=0.3)
     trouser_s = sample(trouser, n, steps, g, start(2))
     # 2. inpainting and 3. denoising on test images
     xt, yt = load_fashion_mnist("test", flatten=False, limit=n)

@@ -82,6 +82,21 @@ class _Poison:
                 next(self.jem.parameters())[0, 0] = float("nan")
 
 
+def test_final_classifier_only_repair_draws_no_negatives_and_resets_adam():
+    jem = _jem()
+    x, y = _data()
+    cfg = JEMConfig(steps=5, batch_size=8, sgld_steps=2, buffer_size=32, ce_only_final_steps=2)
+    steps_seen = []
+
+    def spy(trainer, out, logs):
+        state = trainer.optimizer.state[next(jem.parameters())]
+        steps_seen.append(int(state["step"]))
+
+    res = fit_jem(jem, x, y, cfg, callbacks=[LambdaCallback(on_step_end=spy)])
+    assert int(res.buffer.n_drawn) == 3 * 8  # only the 3 hybrid steps drew negatives
+    assert steps_seen == [1, 2, 3, 1, 2]  # Adam's state restarts with the repair phase
+
+
 def test_a_diverging_step_raises_with_its_step_number():
     jem = _jem()
     x, y = _data()

@@ -125,7 +125,8 @@ class JEMConfig:
         lr, betas, weight_decay: Adam. lr_warmup_steps: linear learning-rate warm-up.
         ce_only_steps: first steps with the classifier loss only (warm start).
         ce_only_final_steps: last steps with the classifier loss only (a short repair of accuracy
-            and calibration after the hybrid phase).
+            and calibration after the hybrid phase); the optimiser's moment estimates are reset
+            when it starts (those of the generative phase would make its steps tiny).
         gen_weight: weight of the generative term ``E(x) − E(x⁻)``.
         sgld_steps, sgld_step_size (ε), sgld_noise (per-step noise std), sgld_grad_clip: SGLD.
         clamp: box the chains stay in (the data range), or None.
@@ -304,6 +305,8 @@ def fit_jem(
             x = x + cfg.data_noise * torch.randn(x.shape, generator=g, dtype=x.dtype)
         x_neg = None
         hybrid = cfg.ce_only_steps < step <= cfg.steps - cfg.ce_only_final_steps
+        if cfg.ce_only_final_steps and step == cfg.steps - cfg.ce_only_final_steps + 1:
+            opt.state.clear()  # fresh Adam moments: the generative phase's would shrink the repair
         if hybrid and cfg.gen_weight > 0:
             idx, x0 = buffer.sample(n_neg, generator=g)
             try:
