@@ -43,7 +43,19 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default="runs/composition")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--quick", action="store_true")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is fastest when shared)"
+    )
     args = p.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> Path:
     g = torch.Generator().manual_seed(0)
     steps = 3 if args.quick else args.steps
     init = None
