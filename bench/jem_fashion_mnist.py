@@ -243,7 +243,11 @@ def final_jem(args, d) -> None:
     """The measured JEM: ``train_fashion_mnist("jem", ...)`` warm-started from the bench CNN."""
     runs = Path(args.runs)
     cnn = to_library(runs / "cnn.pt", runs / "cnn_library.pt", "cnn")
-    kw = {} if args.repair is None else {"steps": 200 + args.repair, "ce_only_final_steps": args.repair}
+    kw = (
+        {}
+        if args.repair is None
+        else {"steps": 200 + args.repair, "ce_only_final_steps": args.repair}
+    )
     res = train_fashion_mnist("jem", runs / "jem_final", warm_start=cnn, **kw)
     print(res)
 
@@ -300,7 +304,9 @@ def main() -> None:
     p.add_argument("--sgld-clip", type=float, default=None)
     p.add_argument("--reinit", type=float, default=0.05)
     p.add_argument("--save-every", type=int, default=0)
-    p.add_argument("--repair", type=int, help="final_jem: classifier-only repair steps (default 150)")
+    p.add_argument(
+        "--repair", type=int, help="final_jem: classifier-only repair steps (default 150)"
+    )
     p.add_argument("--buffer", type=int, default=10000)
     p.add_argument("--ebm-steps", type=int, default=100000)
     p.add_argument("--ebm-minutes", type=float, default=10.0)
