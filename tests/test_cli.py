@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from torchenergy.cli import main
+from torchenergy.cli.config import TrainConfig, load_config_file, parse_overrides
 from torchenergy.train import load_checkpoint
-from torchenergy.train.config import TrainConfig, load_config_file, parse_overrides
 
 TINY = [
     "hidden=[8]",
@@ -109,75 +109,15 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["lr"] == 0.005
     ckpt = str(out / "checkpoint.pt")
     assert load_checkpoint(ckpt)["step"] == 4
-    assert (
-        main(
-            [
-                "sample",
-                "--checkpoint",
-                ckpt,
-                "--n",
-                "50",
-                "--steps",
-                "5",
-                "--out",
-                str(tmp_path / "s.csv"),
-            ]
-        )
-        == 0
-    )
+    fast = ["--checkpoint", ckpt, "--n", "50", "--steps", "5"]
+    for suffix in (".csv", ".pt", ".png"):
+        assert main(["sample", *fast, "--out", str(tmp_path / f"s{suffix}")]) == 0
     rows = (tmp_path / "s.csv").read_text().splitlines()
     assert rows[0] == "x0,x1" and len(rows) == 51
-    assert (
-        main(
-            [
-                "sample",
-                "--checkpoint",
-                ckpt,
-                "--n",
-                "50",
-                "--steps",
-                "5",
-                "--out",
-                str(tmp_path / "s.pt"),
-            ]
-        )
-        == 0
-    )
     assert torch.load(tmp_path / "s.pt", weights_only=True).shape == (50, 2)
-    assert (
-        main(
-            [
-                "sample",
-                "--checkpoint",
-                ckpt,
-                "--n",
-                "50",
-                "--steps",
-                "5",
-                "--out",
-                str(tmp_path / "s.png"),
-            ]
-        )
-        == 0
-    )
     assert (tmp_path / "s.png").stat().st_size > 1000
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "evaluate",
-                "--checkpoint",
-                ckpt,
-                "--n",
-                "50",
-                "--steps",
-                "5",
-                "--json",
-                str(tmp_path / "m.json"),
-            ]
-        )
-        == 0
-    )
+    assert main(["evaluate", *fast, "--json", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics) >= {"heldout_nll", "mmd2", "sliced_wasserstein", "energy_distance"}
     assert all(math.isfinite(v) for v in metrics.values())

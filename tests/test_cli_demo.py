@@ -35,7 +35,7 @@ def _check_outputs(out, stdout):
 
 def test_tiny_demo_writes_everything(tmp_path, capsys, monkeypatch):
     calls = []
-    import torchenergy.demos.samplers as sd
+    import torchenergy.cli.demos.samplers as sd
 
     monkeypatch.setattr(sd, "run_sampler_demo", lambda out, quick=False: calls.append((out, quick)))
     out = tmp_path / "demo"

@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from torchenergy.demos import run_sampler_demo
-from torchenergy.demos._reference import demo_targets, mmd_rbf, sample_double_well
+from torchenergy.cli.demos import run_sampler_demo
+from torchenergy.cli.demos.targets import demo_targets, sample_double_well
 
 
 def test_quick_demo_writes_plots_table_and_json(tmp_path):
@@ -49,7 +49,21 @@ def test_reference_draws_and_mmd():
     m2 = float(torch.trapezoid(t**2 * dens, t) / torch.trapezoid(dens, t))
     sd_m2 = float(x[:, 0].pow(2).std())
     assert abs(float(x[:, 0].pow(2).mean()) - m2) <= 4 * sd_m2 / math.sqrt(n)
-    # MMD: near zero for the same law, clearly positive for shifted samples
+
+
+def test_demo_mmd_is_the_library_mmd_with_the_reference_bandwidth():
+    import torch
+
+    from torchenergy.cli.demos.samplers import _mmd2
+    from torchenergy.metrics import mmd2
+
+    g = torch.Generator().manual_seed(0)
     a = torch.randn(400, 2, generator=g)
     b = torch.randn(400, 2, generator=g)
-    assert abs(mmd_rbf(a, b)) < 0.02 and mmd_rbf(a + 2.0, b) > 0.2
+    # near zero for the same law, clearly positive for shifted samples
+    assert abs(_mmd2(a, b)) < 0.02 and _mmd2(a + 2.0, b) > 0.2
+    # float64, and one kernel per reference: the bandwidth is the exact draws' median distance
+    h = torch.pdist(b.double()).median()
+    assert math.isclose(
+        _mmd2(a + 2.0, b), float(mmd2(a.double() + 2.0, b.double(), bandwidth=h)), rel_tol=1e-9
+    )

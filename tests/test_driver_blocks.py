@@ -16,7 +16,7 @@ from torchenergy.samplers import (
     Nesterov,
     run_chain,
 )
-from torchenergy.samplers import driver as driver_mod
+from torchenergy.samplers import _blocks as blocks_mod
 
 F64 = torch.float64
 
@@ -152,7 +152,7 @@ def test_block_mode_spurious_overflow_replays_without_divergence(monkeypatch):
     monkeypatch.setattr(GradientDescent, "step", counting)
     res = run_chain(s, x0, 40)
     assert not res.diverged.any() and calls["step"] == 40  # every block replayed, none diverged
-    monkeypatch.setattr(driver_mod, "_BLOCK", 8)
+    monkeypatch.setattr(blocks_mod, "BLOCK", 8)
     calls["step"] = 0
     s2 = GradientDescent(quad, 0.1)
     run_chain(s2, x0, 40)

@@ -276,8 +276,8 @@ def test_makers_with_library_langevin_are_reproducible():
 
 
 def test_parallel_tempering_cd_keeps_every_replica_and_refreshes():
-    from torchenergy.losses.negatives import _refresh
     from torchenergy.samplers import MALA, ParallelTempering, geometric_ladder
+    from torchenergy.samplers.chains import _refresh
 
     theta = torch.tensor(1.0, dtype=torch.float64)
     e = lambda x: 0.5 * theta * x.pow(2).sum(-1)  # noqa: E731

@@ -194,7 +194,7 @@ def test_gradient_evaluation_counts():
 
 
 def test_finite_chains_flags_each_kind_of_nonfinite_value():
-    from torchenergy.samplers._common import finite_chains
+    from torchenergy.samplers.proposals import finite_chains
 
     x = torch.zeros(5, 1, 2, 2, dtype=F64)
     e = torch.zeros(5, dtype=F64)
@@ -265,7 +265,7 @@ def test_hmc_step_by_hand():
     ],
 )
 def test_where_chains_selects_the_same_bits_as_torch_where(shape, dtype):
-    from torchenergy.samplers._common import where_chains
+    from torchenergy.samplers.proposals import where_chains
 
     g = torch.Generator().manual_seed(0)
     new = torch.randn(shape, generator=g, dtype=dtype)
@@ -282,7 +282,7 @@ def test_where_chains_selects_the_same_bits_as_torch_where(shape, dtype):
 
 
 def test_where_chains_keeps_gradients_flowing():
-    from torchenergy.samplers._common import where_chains
+    from torchenergy.samplers.proposals import where_chains
 
     new = torch.randn(4096, 2, requires_grad=True)
     old = torch.randn(4096, 2)

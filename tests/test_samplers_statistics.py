@@ -13,7 +13,8 @@ import torch
 
 import torchenergy.samplers.mala as mala_module
 from tests._sampler_targets import Gauss, mcse_z, single_thread, z_bonferroni  # noqa: F401
-from torchenergy.samplers import HMC, MALA, Langevin, MetropolisResult, run_chain
+from torchenergy.samplers import HMC, MALA, Langevin, run_chain
+from torchenergy.samplers.metropolis import MetropolisResult
 
 F64 = torch.float64
 

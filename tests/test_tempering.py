@@ -6,7 +6,8 @@ import torch
 
 from torchenergy.energies import Energy, GaussianMixtureEnergy, energy_and_grad
 from torchenergy.samplers import HMC, MALA, GradState, run_chain
-from torchenergy.samplers.base import BaseInfo, Sampler
+from torchenergy.samplers.base import BaseInfo
+from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.tempering import ParallelTempering, geometric_ladder
 
 

@@ -176,3 +176,72 @@ def test_constructor_validation():
         Trainer(net, opt, lambda b: b, state={"buffer": object()})
     with pytest.raises(TypeError, match="scalar"):
         Trainer(net, opt, lambda b: net(b)).fit([torch.ones(3, 2)], max_steps=1)
+
+
+# ---------------------------------------------------------------- the library / application split
+MOVED = ("EBM", "Run", "TrainConfig", "build_run", "draw_samples", "evaluate_run", "load_run")
+
+
+@pytest.mark.parametrize("name", [*MOVED, "train_to_folder"])
+def test_moved_names_still_import_from_train_with_a_warning(name):
+    import torchenergy.cli as cli
+    import torchenergy.train as train
+
+    with pytest.warns(DeprecationWarning, match=f"torchenergy.cli.{name}"):
+        obj = getattr(train, name)
+    assert obj is getattr(cli, name)
+    assert name not in train.__all__  # `from torchenergy.train import *` stays silent
+
+
+def test_unknown_train_attribute_is_an_attribute_error():
+    import torchenergy.train as train
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        train.no_such_name
+    assert not hasattr(train, "no_such_name")
+
+
+def test_old_demos_path_warns():
+    import torchenergy.cli.demos
+    import torchenergy.demos
+
+    with pytest.warns(DeprecationWarning, match="torchenergy.cli.demos"):
+        f = torchenergy.demos.run_sampler_demo
+    assert f is torchenergy.cli.demos.run_sampler_demo
+
+
+def test_the_library_loop_never_imports_the_application():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torchenergy.train\n"
+        "from torchenergy.train import *\n"
+        "bad = sorted(m for m in sys.modules if m.startswith('torchenergy.cli'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", code], check=True)
+    # and no static import either: only the by-name lookup of the deprecated aliases
+    import ast
+    from pathlib import Path
+
+    import torchenergy.train as train
+
+    for path in Path(train.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("torchenergy.cli"), path
+                if path.name == "callbacks.py":  # callbacks see a TrainerView, not the trainer
+                    assert node.module != "torchenergy.train.trainer", path
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("torchenergy.cli") for a in node.names), path
+
+
+def test_trainer_is_a_trainer_view():
+    from torchenergy.train import TrainerView
+
+    net = nn.Linear(2, 1)
+    t = Trainer(net, torch.optim.SGD(net.parameters(), lr=0.1), lambda x: net(x).sum())
+    for name in TrainerView.__annotations__:
+        assert hasattr(t, name), name
+    assert callable(t.save)

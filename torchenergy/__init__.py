@@ -10,6 +10,7 @@ Subpackages are imported lazily: ``torchenergy.samplers``, ``torchenergy.energie
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -22,6 +23,8 @@ _SUBMODULES = (
     "models",
     "estimate",
     "diffusion",
+    "ood",
+    "schedules",
     "metrics",
     "diagnostics",
     "data",
@@ -29,10 +32,30 @@ _SUBMODULES = (
     "viz",
 )
 
-__all__ = ["__version__", *_SUBMODULES]
+# ``from torchenergy import *`` imports what this copy of the package has (a submodule planned
+# in the design but absent is left out of ``__all__``, and its lookup raises AttributeError)
+__all__ = [
+    "__version__",
+    *(m for m in _SUBMODULES if importlib.util.find_spec(f"torchenergy.{m}") is not None),
+]
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f"torchenergy.{name}")
+        try:
+            module = importlib.import_module(f"torchenergy.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"torchenergy.{name}":
+                raise  # a dependency of the submodule is missing: say which
+            # a lookup that fails is an AttributeError (hasattr, getattr with a default)
+            raise AttributeError(
+                f"module 'torchenergy' has no attribute {name!r} (torchenergy.{name} is not "
+                "installed in this copy of the package)"
+            ) from err
+        globals()[name] = module
+        return module
     raise AttributeError(f"module 'torchenergy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -9,14 +9,16 @@ from torchenergy.energies.analytic import (
     RastriginEnergy,
     RosenbrockEnergy,
 )
-from torchenergy.energies.base import Energy, energy_and_grad, grad_energy
-from torchenergy.energies.composition import (
+from torchenergy.energies.autograd import energy_and_grad, grad_energy
+from torchenergy.energies.base import (
+    Energy,
     HardConstraint,
     PenaltyConstraint,
     ScaledEnergy,
     SumEnergy,
     TemperedEnergy,
 )
+from torchenergy.energies.discrete import binary_states, numbered_states, sample_bernoulli
 from torchenergy.energies.neural import ConvEnergy, FourierFeatures, MLPEnergy
 
 __all__ = [
@@ -36,6 +38,9 @@ __all__ = [
     "ScaledEnergy",
     "SumEnergy",
     "TemperedEnergy",
+    "binary_states",
     "energy_and_grad",
     "grad_energy",
+    "numbered_states",
+    "sample_bernoulli",
 ]

@@ -11,7 +11,7 @@
 | noise-contrastive estimation | :func:`noise_contrastive_estimation` | a noise distribution, ``log_z`` |
 | equilibrium matching | :func:`equilibrium_matching` | nothing else (sample by descent) |
 
-Negative makers for CD: :class:`DataNegatives` (CD-k), :class:`ShortRunNegatives`,
+Negative makers for CD (from :mod:`torchenergy.samplers.chains`): :class:`DataNegatives` (CD-k), :class:`ShortRunNegatives`,
 :class:`PersistentNegatives` (replay buffer), :class:`PersistentStateNegatives` (e.g. tempering).
 Regularisers: :func:`energy_l2`, :func:`gradient_penalty`.
 """
@@ -35,18 +35,21 @@ from torchenergy.losses.improved_cd import (
     nearest_neighbour_entropy,
 )
 from torchenergy.losses.nce import NCEOutput, noise_contrastive_estimation
-from torchenergy.losses.negatives import (
-    DataNegatives,
-    PersistentNegatives,
-    PersistentStateNegatives,
-    ShortRunNegatives,
-    uniform_noise,
-)
 from torchenergy.losses.regularizers import energy_l2, gradient_penalty
 from torchenergy.losses.score_matching import (
     ScoreMatchingOutput,
     score_matching,
     sliced_score_matching,
+)
+
+# the chain makers live beside the replay buffer (they make chains, not losses); re-exported
+# here because the CD losses take their output
+from torchenergy.samplers import (
+    DataNegatives,
+    PersistentNegatives,
+    PersistentStateNegatives,
+    ShortRunNegatives,
+    uniform_noise,
 )
 
 __all__ = [

@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["NonFiniteEnergyError", "check_phase_finite", "flat_sum", "frozen_call"]
+from torchenergy._checks import check_energy_shape
+
+__all__ = [
+    "NonFiniteEnergyError",
+    "check_phase_finite",
+    "flat_sum",
+    "frozen_call",
+    "phase_energy",
+]
 
 
 class NonFiniteEnergyError(FloatingPointError):
@@ -33,6 +41,14 @@ def check_phase_finite(energy: Tensor, phase: str) -> None:
     bad = ~torch.isfinite(energy.detach())
     if bool(bad.any()):
         raise NonFiniteEnergyError(phase, int(bad.sum()), energy.numel())
+
+
+def phase_energy(energy_fn, x: Tensor, phase: str) -> Tensor:
+    """``energy_fn(x)`` (C,) checked for its shape and finiteness, errors naming ``phase``."""
+    energy = energy_fn(x)
+    check_energy_shape(energy, x)
+    check_phase_finite(energy, phase)
+    return energy
 
 
 def flat_sum(t: Tensor) -> Tensor:

@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 from torch import Tensor
 
-from torchenergy._checks import check_energy_shape, check_positive, check_tensor
-from torchenergy.losses._common import check_phase_finite
+from torchenergy._checks import check_positive, check_tensor
+from torchenergy.losses._common import phase_energy
 from torchenergy.types import EnergyFn
 
 __all__ = ["CDOutput", "contrastive_divergence"]
@@ -79,12 +79,8 @@ def contrastive_divergence(
         )
     check_positive("l2_reg", l2_reg, allow_zero=True)
     x_neg = x_neg.detach()
-    e_pos = energy_fn(x_pos)
-    check_energy_shape(e_pos, x_pos)
-    check_phase_finite(e_pos, "positive")
-    e_neg = energy_fn(x_neg)
-    check_energy_shape(e_neg, x_neg)
-    check_phase_finite(e_neg, "negative")
+    e_pos = phase_energy(energy_fn, x_pos, "positive")
+    e_neg = phase_energy(energy_fn, x_neg, "negative")
     gap = e_pos.mean() - e_neg.mean()
     loss = gap
     if l2_reg > 0:

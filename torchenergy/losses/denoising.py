@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_tensor
-from torchenergy.energies.base import energy_and_grad
+from torchenergy.energies import energy_and_grad
 from torchenergy.losses._common import check_phase_finite, flat_sum
 from torchenergy.types import EnergyFn, Generator
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_tensor
-from torchenergy.energies.base import energy_and_grad
+from torchenergy.energies import energy_and_grad
 from torchenergy.losses._common import check_phase_finite, frozen_call
 from torchenergy.losses.contrastive_divergence import contrastive_divergence
 from torchenergy.types import EnergyFn, Generator

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from torchenergy._checks import check_energy_shape, check_tensor
-from torchenergy.losses._common import check_phase_finite
+from torchenergy._checks import check_tensor
+from torchenergy.losses._common import phase_energy
 from torchenergy.samplers.buffer import sample_distribution
 from torchenergy.types import EnergyFn, Generator
 
@@ -104,12 +104,8 @@ def noise_contrastive_estimation(
     nu = x_noise.shape[0] / x.shape[0]
     lz = log_z.reshape(())
 
-    e_pos = energy_fn(x)
-    check_energy_shape(e_pos, x)
-    check_phase_finite(e_pos, "positive")
-    e_neg = energy_fn(x_noise)
-    check_energy_shape(e_neg, x_noise)
-    check_phase_finite(e_neg, "noise")
+    e_pos = phase_energy(energy_fn, x, "positive")
+    e_neg = phase_energy(energy_fn, x_noise, "noise")
     g_pos = -e_pos - lz - noise.log_prob(x).to(x.dtype) - math.log(nu)
     g_neg = -e_neg - lz - noise.log_prob(x_noise).to(x.dtype) - math.log(nu)
     loss = -(F.logsigmoid(g_pos).mean() + nu * F.logsigmoid(-g_neg).mean())

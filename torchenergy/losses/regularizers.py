@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from torchenergy._checks import check_tensor
-from torchenergy.energies.base import energy_and_grad
+from torchenergy.energies import energy_and_grad
 from torchenergy.losses._common import flat_sum
 from torchenergy.types import EnergyFn
 

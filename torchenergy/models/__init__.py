@@ -8,9 +8,14 @@ from torchenergy.models.boltzmann import (
     fit_boltzmann,
     moments,
 )
-from torchenergy.models.crf import Decoded, LinearChainCRF
-from torchenergy.models.crf_constraints import TransitionConstraints, bio_constraints
-from torchenergy.models.crf_svm import StructuredHingeLoss, structured_hinge_loss
+from torchenergy.models.crf import (
+    Decoded,
+    LinearChainCRF,
+    StructuredHingeLoss,
+    TransitionConstraints,
+    bio_constraints,
+    structured_hinge_loss,
+)
 from torchenergy.models.hopfield import HopfieldNetwork, ModernHopfield, RecallResult
 from torchenergy.models.igebm import ImageEBMConfig, ImageEBMResult, fit_image_ebm
 from torchenergy.models.jem import JEM, ConditionalEnergy, ConvClassifier
@@ -22,8 +27,16 @@ from torchenergy.models.jem_train import (
     fit_jem,
     jem_loss,
 )
-from torchenergy.models.rbm import BernoulliRBM, BlockGibbs, BlockGibbsState, GaussianBernoulliRBM
-from torchenergy.models.rbm_train import CDStepResult, cd_gradients, cd_step, fit_rbm
+from torchenergy.models.rbm import (
+    BernoulliRBM,
+    BlockGibbs,
+    BlockGibbsState,
+    CDStepResult,
+    GaussianBernoulliRBM,
+    cd_gradients,
+    cd_step,
+    fit_rbm,
+)
 
 __all__ = [
     "JEM",

@@ -23,16 +23,16 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_positive_int
-from torchenergy.energies.base import energy_and_grad
-from torchenergy.samplers._common import (
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.base import BaseInfo
+from torchenergy.samplers.driver import Sampler
+from torchenergy.samplers.proposals import (
     GradState,
-    check_energy_fn,
-    check_per_chain,
-    check_step_size,
+    check_langevin_config,
+    hold_nonfinite,
     init_grad_state,
+    langevin_proposal,
 )
-from torchenergy.samplers.base import BaseInfo, Sampler
-from torchenergy.samplers.langevin import check_clamp, hold_nonfinite, langevin_proposal
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = ["AnnealedLangevin", "AnnealedState", "geometric_schedule"]
@@ -116,12 +116,9 @@ class AnnealedLangevin(Sampler):
     clamp: Any = None
 
     def __post_init__(self) -> None:
-        check_energy_fn(self.energy_fn)
-        check_step_size("step_size", self.step_size)
-        check_step_size("noise_scale", self.noise_scale, allow_zero=True)
-        if self.grad_clip is not None:
-            check_positive("grad_clip", self.grad_clip)
-        check_clamp(self.clamp)
+        check_langevin_config(
+            self.energy_fn, self.step_size, self.noise_scale, self.grad_clip, self.clamp
+        )
         sched = self.schedule
         if isinstance(sched, Tensor):
             if sched.dim() != 1 or sched.numel() == 0 or not sched.is_floating_point():
@@ -145,9 +142,9 @@ class AnnealedLangevin(Sampler):
 
     def init(self, x: Tensor) -> AnnealedState:
         """Cache ``E`` and ``∇E`` at ``x`` (C, *D); step counts start at 0."""
-        s = init_grad_state(self.energy_fn, x)
-        check_per_chain("step_size", self.step_size, s.x)
-        check_per_chain("noise_scale", self.noise_scale, s.x)
+        s = init_grad_state(
+            self.energy_fn, x, step_size=self.step_size, noise_scale=self.noise_scale
+        )
         step = torch.zeros(s.x.shape[0], dtype=torch.long, device=s.x.device)
         t0 = self.temperature(step, s.x)
         if t0.dim() > 1 or (t0.dim() == 1 and t0.shape[0] != s.x.shape[0]):

@@ -7,7 +7,7 @@ hyperparameters) with a functional core:
 * ``step(state, *, generator=None) -> (State, Info)``: one transition, no host synchronisation,
   no data-dependent Python branching (per-chain decisions use ``torch.where``).
 * ``sample(x0, n_steps, *, generator=None) -> Tensor``: final states (C, *D), via the one driver
-  :func:`torchenergy.samplers.run_chain`.
+  :func:`torchenergy.samplers.run_chain` (the :class:`~torchenergy.samplers.Sampler` mixin).
 
 ``Info`` is a NamedTuple of per-chain tensors with at least ``accept_prob`` (C,) float,
 ``accepted`` (C,) bool, ``nonfinite`` (C,) bool (a proposal with non-finite energy was rejected)
@@ -17,14 +17,22 @@ value; it held the chain and the driver reports it). Returned states are detache
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from torchenergy.types import Generator
 
-__all__ = ["BaseInfo", "DivergenceError", "Sampler", "unadjusted_info"]
+__all__ = [
+    "BaseInfo",
+    "BlockKernel",
+    "DivergenceError",
+    "Kernel",
+    "UncheckedKernel",
+    "unadjusted_info",
+]
 
 
 class BaseInfo(NamedTuple):
@@ -66,26 +74,49 @@ class DivergenceError(RuntimeError):
         )
 
 
-class Sampler:
-    """Mixin for the frozen-dataclass samplers: ``sample`` through the one driver.
+@runtime_checkable
+class Kernel(Protocol):
+    """What the driver runs: ``init(x (C, *D)) -> State`` and ``step(state) -> (State, Info)``.
 
-    Subclasses define ``init`` and ``step``. Kernels without an accept/reject step (Langevin,
-    gradient descent, ...) set the class attribute ``adjusted = False``: the driver then derives
-    their acceptance statistics from ``Info.diverged`` instead of accumulating them.
+    Invariants: ``State.x`` has shape (C, *D); ``Info`` has at least the :class:`BaseInfo`
+    fields, each (C,); no host synchronisation and no data-dependent Python branch in ``step``;
+    the same generator state gives the same step. A class attribute ``adjusted = False`` says
+    the kernel has no accept/reject (the driver derives acceptance from ``Info.diverged``).
     """
 
-    adjusted: ClassVar[bool] = True
+    def init(self, x: Tensor) -> Any: ...
 
-    def init(self, x: Tensor) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def step(self, state: Any, *, generator: Generator = None) -> tuple[Any, Any]: ...
 
-    def step(
-        self, state: Any, *, generator: Generator = None
-    ) -> tuple[Any, Any]:  # pragma: no cover
-        raise NotImplementedError
 
-    def sample(self, x0: Tensor, n_steps: int, *, generator: Generator = None) -> Tensor:
-        """Run ``n_steps`` transitions from ``x0`` (C, *D) and return the final states (C, *D)."""
-        from torchenergy.samplers.driver import run_chain
+@runtime_checkable
+class UncheckedKernel(Kernel, Protocol):
+    """An unadjusted kernel with a fast path for the driver's block mode.
 
-        return run_chain(self, x0, n_steps, generator=generator).x
+    ``step_unchecked(state) -> State`` is ``step`` without holding non-finite chains.
+    Invariant (tested for every such kernel, bit for bit): for a run in which every state is
+    finite, ``step_unchecked`` returns ``step``'s State and consumes the same random numbers.
+    ``finite_fields`` are State fields whose finiteness the driver checks after every step of
+    a block; ``finite_fields_at_end`` (optional) fields checked on the block's last state only,
+    which the kernel guarantees stay non-finite once they are. A block that fails the check is
+    replayed with ``step``, so results equal stepping with ``step`` throughout.
+    """
+
+    finite_fields: tuple[str, ...]
+
+    def step_unchecked(self, state: Any, *, generator: Generator = None) -> Any: ...
+
+
+@runtime_checkable
+class BlockKernel(UncheckedKernel, Protocol):
+    """An :class:`UncheckedKernel` that may run a whole block itself.
+
+    ``run_block(state, n, *, generator, keep) -> (state, check, kept) | None``: ``n`` moves of
+    ``step_unchecked`` bit for bit (states, draws), ``check`` a 0-dim tensor finite only if
+    every step was, ``kept`` the ``(x, energy)`` of the steps listed in ``keep``; None declines
+    (the driver then steps ``step_unchecked`` itself).
+    """
+
+    def run_block(
+        self, state: Any, n: int, *, generator: Generator = None, keep: Sequence[int] = ()
+    ) -> tuple[Any, Tensor, list[tuple[Tensor, Tensor]]] | None: ...

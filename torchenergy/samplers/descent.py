@@ -13,19 +13,18 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor
 
-from torchenergy.energies.base import energy_and_grad
-from torchenergy.samplers._common import (
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.base import BaseInfo, unadjusted_info
+from torchenergy.samplers.driver import Sampler
+from torchenergy.samplers.proposals import (
     GradState,
     chain_view,
-    check_energy_fn,
-    check_per_chain,
-    check_step_size,
+    check_gradient_kernel,
     finite_chains,
+    hold_nonfinite,
     init_grad_state,
-    where_chains,
+    select_state,
 )
-from torchenergy.samplers.base import BaseInfo, Sampler, unadjusted_info
-from torchenergy.samplers.langevin import hold_nonfinite
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = ["GradientDescent", "Nesterov", "NesterovState"]
@@ -56,14 +55,11 @@ class GradientDescent(Sampler):
     step_size: StepSize
 
     def __post_init__(self) -> None:
-        check_energy_fn(self.energy_fn)
-        check_step_size("step_size", self.step_size)
+        check_gradient_kernel(self.energy_fn, step_size=self.step_size)
 
     def init(self, x: Tensor) -> GradState:
         """Cache ``E(x)`` and ``∇E(x)`` for ``x`` (C, *D)."""
-        state = init_grad_state(self.energy_fn, x)
-        check_per_chain("step_size", self.step_size, state.x)
-        return state
+        return init_grad_state(self.energy_fn, x, step_size=self.step_size)
 
     def step(self, state: GradState, *, generator: Generator = None) -> tuple[GradState, BaseInfo]:
         """One descent step; one energy-and-gradient evaluation (``generator`` unused)."""
@@ -135,32 +131,23 @@ class Nesterov(Sampler):
     momentum: float = 0.9
 
     def __post_init__(self) -> None:
-        check_energy_fn(self.energy_fn)
-        check_step_size("step_size", self.step_size)
+        check_gradient_kernel(self.energy_fn, step_size=self.step_size)
         mu = self.momentum
         if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not 0.0 <= mu < 1.0:
             raise ValueError(f"momentum must be a float in [0, 1), got {mu!r}")
 
     def init(self, x: Tensor) -> NesterovState:
         """Zero velocity; cache ``E`` and ``∇E`` at ``x`` (C, *D)."""
-        s = init_grad_state(self.energy_fn, x)
-        check_per_chain("step_size", self.step_size, s.x)
+        s = init_grad_state(self.energy_fn, x, step_size=self.step_size)
         return NesterovState(s.x, torch.zeros_like(s.x), s.energy, s.grad)
 
     def step(
         self, state: NesterovState, *, generator: Generator = None
     ) -> tuple[NesterovState, BaseInfo]:
         """One Nesterov step; one energy-and-gradient evaluation (``generator`` unused)."""
-        x, v, energy, grad = state
-        x_new, v_new, e_new, g_new = self.step_unchecked(state)
-        ok = finite_chains(x_new, e_new, g_new, v_new)
-        new = NesterovState(
-            where_chains(ok, x_new, x),
-            where_chains(ok, v_new, v),
-            torch.where(ok, e_new, energy),
-            where_chains(ok, g_new, grad),
-        )
-        return new, unadjusted_info(~ok)
+        new = self.step_unchecked(state)
+        ok = finite_chains(new.x, new.energy, new.grad, new.velocity)
+        return select_state(ok, new, state), unadjusted_info(~ok)
 
     def step_unchecked(self, state: NesterovState, *, generator: Generator = None) -> NesterovState:
         """:meth:`step` without the hold of non-finite chains (see ``Langevin.step_unchecked``)."""

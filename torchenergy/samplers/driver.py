@@ -1,25 +1,28 @@
 """The one driver every sampler runs through: burn-in, thinning, tracing, statistics, progress.
 
-Statistics stay tensors during the run (no host synchronisation per step). Unadjusted kernels
-that offer ``step_unchecked`` run in blocks with one finiteness check (one host sync) per block,
-and a failed block is replayed with ``step``; divergence is reported at the end of the run,
-never returned as silent NaNs.
+Statistics stay tensors during the run (no host synchronisation per step). The reference path
+calls ``step`` at every transition; unadjusted kernels that declare the
+:class:`~torchenergy.samplers.base.UncheckedKernel` fast path run in blocks with one finiteness
+check (one host sync) per block (:mod:`torchenergy.samplers._blocks`), and a failed block is
+replayed with ``step``, so both paths give the same chains. Divergence is reported at the end
+of the run, never returned as silent NaNs. :class:`Sampler` is the mixin that gives every
+kernel ``sample`` through this driver.
 """
 
 from __future__ import annotations
 
 import warnings
-from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive_int, check_tensor
+from torchenergy.samplers._blocks import block_stream, run_blocks
 from torchenergy.samplers.base import DivergenceError
 from torchenergy.types import Generator
 
-__all__ = ["ChainResult", "run_chain"]
+__all__ = ["ChainResult", "Sampler", "run_chain"]
 
 
 class ChainResult(NamedTuple):
@@ -46,9 +49,6 @@ class ChainResult(NamedTuple):
     diverged: Tensor
 
 
-_BLOCK = 32  # steps between finiteness checks of an unadjusted kernel's fast path
-
-
 class _Progress:
     """A tqdm bar when ``enabled`` and tqdm is installed, else a no-op."""
 
@@ -68,19 +68,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _replay_generator(generator: Generator, device: torch.device) -> torch.Generator | None:
-    """The generator whose state is saved and restored to replay a block: the caller's, else the
-    device's default one (None where it can't be found: those runs use ``step`` throughout)."""
-    if generator is not None:
-        return generator
-    if device.type == "cpu":
-        return torch.default_generator
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return torch.cuda.default_generators[index]
-    return None
 
 
 def run_chain(
@@ -134,119 +121,31 @@ def run_chain(
         state = x0
     else:
         raise TypeError(f"x0 must be a tensor (C, *D) or a sampler State, got {type(x0).__name__}")
-    x = state.x
-    n_chains = x.shape[0]
-    device = x.device
 
-    # Per-step bookkeeping is a handful of in-place ops on (C,) tensors (no host sync). Kernels
-    # without accept/reject (``adjusted = False``) accept every move they do not hold, so their
-    # acceptance statistics follow from the held-step count and are not accumulated.
-    adjusted = bool(getattr(sampler, "adjusted", True))
-    accepted = torch.zeros(n_chains, device=device, dtype=x.dtype)
-    accept_prob = torch.zeros(n_chains, device=device, dtype=x.dtype)
-    held = torch.zeros(n_chains, device=device, dtype=x.dtype)
-    n_nonfinite = torch.zeros(n_chains, device=device, dtype=torch.long)
-    never = burn_in + n_steps
-    first_div = torch.full((n_chains,), never, device=device, dtype=torch.long)
-    n_rec = n_steps // thin
-    xs: list[Tensor] = []
-    es: list[Tensor] = []
-    has_energy = hasattr(state, "energy")
-
+    run = _Run(sampler, state, burn_in, n_steps, thin, bool(trace), generator)
     total = burn_in + n_steps
-
-    def traced(t: int) -> bool:
-        """Whether step ``t``'s state goes into the trace (before the n_rec cap)."""
-        return bool(trace) and t >= burn_in and (t - burn_in + 1) % thin == 0
-
-    def record(t: int) -> None:
-        if traced(t) and len(xs) < n_rec:
-            xs.append(state.x)
-            if has_energy:
-                es.append(state.energy)
-
-    def checked_step(t: int) -> None:
-        nonlocal state
-        state, info = sampler.step(state, generator=generator)
-        n_nonfinite.add_(info.nonfinite)
-        torch.minimum(first_div, torch.where(info.diverged, t, never), out=first_div)
-        if t >= burn_in:
-            if adjusted:
-                accepted.add_(info.accepted)
-                accept_prob.add_(info.accept_prob)
-            else:
-                held.add_(info.diverged)
-        record(t)
-
-    # Unadjusted kernels that offer ``step_unchecked`` (the same move without the per-chain hold)
-    # run in blocks: the block's steps skip the hold and the per-step bookkeeping, and one host
-    # sync at the end of the block tests the finiteness of every ``finite_fields`` sum (and of the
-    # ``finite_fields_at_end`` sums of the block's last state: fields in which a non-finite value
-    # can't become finite again, so a last-state check sees every earlier one). A block
-    # with a non-finite sum is replayed with ``step`` from its saved state and random-stream
-    # state, so the result is the same as stepping with ``step`` throughout; after a replay that
-    # finds diverged chains the rest of the run uses ``step`` (the held chains would fail every
-    # block again).
-    unchecked = getattr(sampler, "step_unchecked", None) if not adjusted else None
-    fields: tuple[str, ...] = tuple(getattr(sampler, "finite_fields", ()))
-    # fields whose non-finite values persist (a kernel says which): checked once, at block end
-    end_fields: tuple[str, ...] = tuple(getattr(sampler, "finite_fields_at_end", ()))
-    per_step = attrgetter(*fields) if fields else None
-    # a kernel may run a whole unchecked block itself: ``run_block(state, k, *, generator,
-    # keep)`` -> ``(state, check, kept)`` with ``check`` a 0-dim tensor that is finite only if
-    # every step was, and ``kept`` the (x, energy) of the steps in ``keep``; or None to decline
-    run_block = getattr(sampler, "run_block", None) if unchecked is not None else None
-    rng = _replay_generator(generator, device) if (unchecked is not None and fields) else None
+    rng = block_stream(sampler, generator, state.x.device)
     bar = _Progress(total, progress)
     t = 0
-    while t < total:
-        if rng is None:
-            checked_step(t)
-            t += 1
-            bar.update(1)
-            continue
-        k = min(_BLOCK, total - t)
-        saved_state, saved_rng, n_saved = state, rng.get_state(), len(xs)
-        out = None
-        if run_block is not None:  # the kernel's own block (e.g. Langevin, gradient only)
-            keep = [i for i in range(k) if traced(t + i)][: max(n_rec - len(xs), 0)]
-            out = run_block(state, k, generator=generator, keep=keep)
-        if out is not None:
-            state, check, kept = out
-            for x_i, e_i in kept:
-                xs.append(x_i)
-                if has_energy:
-                    es.append(e_i)
-        else:
-            sums: list[Tensor] = []
-            for i in range(k):
-                state = unchecked(state, generator=generator)
-                if len(fields) == 1:
-                    sums.append(per_step(state).sum())
-                else:
-                    sums.extend(v.sum() for v in per_step(state))
-                record(t + i)
-            sums.extend(getattr(state, f).sum() for f in end_fields)
-            check = torch.stack(sums).sum()
-        if not bool(torch.isfinite(check)):
-            state = saved_state
-            rng.set_state(saved_rng)
-            del xs[n_saved:], es[n_saved:]
-            for i in range(k):
-                checked_step(t + i)
-            if bool((first_div < never).any()):
-                rng = None
-        t += k
-        bar.update(k)
+    if rng is not None:  # the fast path, until done or a replay finds a diverged chain
+        t = run_blocks(sampler, run, t, total, rng, generator, bar.update)
+    while t < total:  # the reference path
+        run.checked_step(t)
+        t += 1
+        bar.update(1)
     bar.close()
-    if not adjusted:
-        accepted = n_steps - held
+    state, xs, es, has_energy = run.state, run.xs, run.es, run.has_energy
+    if run.adjusted:
+        accepted, accept_prob = run.accepted, run.accept_prob
+    else:
+        accepted = n_steps - run.held
         accept_prob = accepted
 
-    diverged = first_div < never
+    diverged = run.first_div < run.never
     if bool(diverged.any()):
         idx = torch.nonzero(diverged).flatten()
-        err = DivergenceError(int(idx.numel()), n_chains, int(first_div[idx].min()), idx.cpu())
+        first = int(run.first_div[idx].min())
+        err = DivergenceError(int(idx.numel()), state.x.shape[0], first, idx.cpu())
         if on_divergence == "raise":
             raise err
         warnings.warn(str(err), RuntimeWarning, stacklevel=2)
@@ -261,6 +160,93 @@ def run_chain(
         state=state,
         accept_rate=accepted / denom,
         mean_accept_prob=accept_prob / denom,
-        n_nonfinite=n_nonfinite,
+        n_nonfinite=run.n_nonfinite,
         diverged=diverged,
     )
+
+
+class _Run:
+    """One run's bookkeeping: the reference step and the records (the driver's half of the
+    :class:`~torchenergy.samplers._blocks.Bookkeeping` protocol).
+
+    Per-step bookkeeping is a handful of in-place ops on (C,) tensors (no host sync). Kernels
+    without accept/reject (``adjusted = False``) accept every move they do not hold, so their
+    acceptance statistics follow from the held-step count and are not accumulated.
+    """
+
+    def __init__(
+        self,
+        sampler: Any,
+        state: Any,
+        burn_in: int,
+        n_steps: int,
+        thin: int,
+        trace: bool,
+        generator: Generator,
+    ) -> None:
+        x = state.x
+        c, device = x.shape[0], x.device
+        self.sampler, self.state = sampler, state
+        self.burn_in, self.thin, self.trace = burn_in, thin, trace
+        self.adjusted = bool(getattr(sampler, "adjusted", True))
+        self.accepted = torch.zeros(c, device=device, dtype=x.dtype)
+        self.accept_prob = torch.zeros(c, device=device, dtype=x.dtype)
+        self.held = torch.zeros(c, device=device, dtype=x.dtype)
+        self.n_nonfinite = torch.zeros(c, device=device, dtype=torch.long)
+        self.never = burn_in + n_steps
+        self.first_div = torch.full((c,), self.never, device=device, dtype=torch.long)
+        self.n_rec = n_steps // thin
+        self.xs: list[Tensor] = []
+        self.es: list[Tensor] = []
+        self.has_energy = hasattr(state, "energy")
+        self.generator = generator
+
+    def traced(self, t: int) -> bool:
+        """Whether step ``t``'s state goes into the trace (before the ``n_rec`` cap)."""
+        return self.trace and t >= self.burn_in and (t - self.burn_in + 1) % self.thin == 0
+
+    def record(self, t: int) -> None:
+        if self.traced(t) and len(self.xs) < self.n_rec:
+            self.xs.append(self.state.x)
+            if self.has_energy:
+                self.es.append(self.state.energy)
+
+    def checked_step(self, t: int) -> None:
+        """The reference transition: ``step``, its statistics and its record."""
+        self.state, info = self.sampler.step(self.state, generator=self.generator)
+        self.n_nonfinite.add_(info.nonfinite)
+        torch.minimum(self.first_div, torch.where(info.diverged, t, self.never), out=self.first_div)
+        if t >= self.burn_in:
+            if self.adjusted:
+                self.accepted.add_(info.accepted)
+                self.accept_prob.add_(info.accept_prob)
+            else:
+                self.held.add_(info.diverged)
+        self.record(t)
+
+    def any_diverged(self) -> bool:
+        return bool((self.first_div < self.never).any())
+
+
+class Sampler:
+    """Mixin for the frozen-dataclass samplers: ``sample`` through the one driver.
+
+    Subclasses define ``init`` and ``step`` (the :class:`~torchenergy.samplers.base.Kernel`
+    protocol). Kernels without an accept/reject step (Langevin, gradient descent, ...) set the
+    class attribute ``adjusted = False``: the driver then derives their acceptance statistics
+    from ``Info.diverged`` instead of accumulating them.
+    """
+
+    adjusted: ClassVar[bool] = True
+
+    def init(self, x: Tensor) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(
+        self, state: Any, *, generator: Generator = None
+    ) -> tuple[Any, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def sample(self, x0: Tensor, n_steps: int, *, generator: Generator = None) -> Tensor:
+        """Run ``n_steps`` transitions from ``x0`` (C, *D) and return the final states (C, *D)."""
+        return run_chain(self, x0, n_steps, generator=generator).x

@@ -30,10 +30,11 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive_int, check_tensor
-from torchenergy.energies.base import energy_and_grad
-from torchenergy.samplers._common import finite_chains, where_chains
-from torchenergy.samplers.base import BaseInfo, Sampler
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.base import BaseInfo
+from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.metropolis import metropolis_accept
+from torchenergy.samplers.proposals import finite_chains, select_state
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = ["GWGState", "GibbsWithGradients"]
@@ -114,11 +115,7 @@ class GibbsWithGradients(Sampler):
         log_r = self.log_accept_ratio(state, idx, e_new, x_new, g_new)
         mh = metropolis_accept(log_r, finite, generator=generator)
         acc = mh.accepted
-        new = GWGState(
-            where_chains(acc, x_new, x),
-            torch.where(acc, e_new, state.energy),
-            where_chains(acc, g_new, state.grad),
-        )
+        new = select_state(acc, GWGState(x_new, e_new, g_new), state)
         return new, BaseInfo(mh.accept_prob, acc, mh.nonfinite, torch.zeros_like(acc))
 
     def step(self, state: GWGState, *, generator: Generator = None) -> tuple[GWGState, BaseInfo]:

@@ -13,7 +13,11 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_positive_int
-from torchenergy.samplers._common import (
+from torchenergy.samplers.base import BaseInfo
+from torchenergy.samplers.driver import Sampler
+from torchenergy.samplers.integrators import kinetic_energy, leapfrog, sample_momentum
+from torchenergy.samplers.metropolis import metropolis_accept
+from torchenergy.samplers.proposals import (
     GradState,
     check_energy_fn,
     check_per_chain,
@@ -21,9 +25,6 @@ from torchenergy.samplers._common import (
     init_grad_state,
     where_chains,
 )
-from torchenergy.samplers.base import BaseInfo, Sampler
-from torchenergy.samplers.integrators import kinetic_energy, leapfrog, sample_momentum
-from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = ["HMC"]

@@ -26,9 +26,9 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive_int
-from torchenergy.energies._util import row_sum
-from torchenergy.energies.base import energy_and_grad
-from torchenergy.samplers._common import chain_view, finite_chains, sqrt_of
+from torchenergy._ops import row_sum
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.proposals import chain_view, finite_chains, sqrt_of
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = ["LeapfrogResult", "kinetic_energy", "leapfrog", "sample_momentum"]

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from torchenergy.energies._util import row_sum
-from torchenergy.energies.base import energy_and_grad
-from torchenergy.samplers._common import (
+from torchenergy._ops import row_sum
+from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.base import BaseInfo
+from torchenergy.samplers.driver import Sampler
+from torchenergy.samplers.metropolis import metropolis_accept
+from torchenergy.samplers.proposals import (
     GradState,
     chain_view,
     check_energy_fn,
@@ -25,11 +28,9 @@ from torchenergy.samplers._common import (
     check_step_size,
     finite_chains,
     init_grad_state,
+    langevin_proposal,
     where_chains,
 )
-from torchenergy.samplers.base import BaseInfo, Sampler
-from torchenergy.samplers.langevin import langevin_proposal
-from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = ["MALA", "mala_log_proposal"]

@@ -40,9 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from torchenergy._checks import check_energy_shape, check_positive, check_positive_int
-from torchenergy.energies.base import Energy
-from torchenergy.energies.composition import TemperedEnergy
-from torchenergy.samplers.base import Sampler
+from torchenergy.energies import Energy, TemperedEnergy
+from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.types import EnergyFn, Generator
 

@@ -1,5 +1,16 @@
-"""The optional training loop: ``Trainer``, callbacks, EMA, checkpoints and logging; and the
-config-driven runs behind the command line (``TrainConfig``, ``build_run``, ``train_to_folder``)."""
+"""The optional training loop: ``Trainer``, callbacks, EMA, checkpoints, logging and
+data-parallel helpers (:mod:`torchenergy.train.distributed`).
+
+The config-driven runs of the command line (``TrainConfig``, ``build_run``, ``train_to_folder``,
+``EBM``, ``Run``, ``draw_samples``, ``evaluate_run``, ``load_run``) live in
+:mod:`torchenergy.cli`; importing them from here still works for one release and warns.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
 
 from torchenergy.train.callbacks import (
     Callback,
@@ -9,6 +20,7 @@ from torchenergy.train.callbacks import (
     LambdaCallback,
     ProgressBar,
     TensorBoardLogger,
+    TrainerView,
 )
 from torchenergy.train.checkpoint import (
     CheckpointError,
@@ -17,14 +29,10 @@ from torchenergy.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from torchenergy.train.config import TrainConfig
 from torchenergy.train.ema import EMA
-from torchenergy.train.recipe import EBM, Run, build_run, draw_samples, evaluate_run, load_run
-from torchenergy.train.run_io import train_to_folder
 from torchenergy.train.trainer import Trainer, scalar_logs
 
 __all__ = [
-    "EBM",
     "EMA",
     "CSVLogger",
     "Callback",
@@ -33,18 +41,37 @@ __all__ = [
     "EveryN",
     "LambdaCallback",
     "ProgressBar",
-    "Run",
     "TensorBoardLogger",
-    "TrainConfig",
     "Trainer",
-    "build_run",
-    "draw_samples",
-    "evaluate_run",
+    "TrainerView",
     "load_checkpoint",
-    "load_run",
     "rng_state",
     "save_checkpoint",
     "scalar_logs",
     "set_rng_state",
-    "train_to_folder",
 ]
+
+#: Names that moved to :mod:`torchenergy.cli` (the application), kept here for one release.
+_MOVED_TO_CLI = (
+    "EBM",
+    "Run",
+    "TrainConfig",
+    "build_run",
+    "draw_samples",
+    "evaluate_run",
+    "load_run",
+    "train_to_folder",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_CLI:
+        warnings.warn(
+            f"torchenergy.train.{name} moved to torchenergy.cli.{name}; import it from "
+            "torchenergy.cli (the old path goes away in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        # by name, at call time: the library (train) never imports the application (cli)
+        return getattr(importlib.import_module("torchenergy.cli"), name)
+    raise AttributeError(f"module 'torchenergy.train' has no attribute {name!r}")

@@ -18,12 +18,11 @@ import csv
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
+
+from torch import nn
 
 from torchenergy._checks import check_positive_int
-
-if TYPE_CHECKING:
-    from torchenergy.train.trainer import Trainer
 
 __all__ = [
     "CSVLogger",
@@ -33,7 +32,29 @@ __all__ = [
     "LambdaCallback",
     "ProgressBar",
     "TensorBoardLogger",
+    "TrainerView",
 ]
+
+
+class TrainerView(Protocol):
+    """What a callback sees of the trainer (:class:`~torchenergy.train.Trainer` is one).
+
+    Callbacks read the counters, the model, the EMA, the config and the named state objects,
+    may set ``should_stop``, and may :meth:`save` a checkpoint; they never import the trainer.
+    """
+
+    model: nn.Module
+    step: int
+    epoch: int
+    max_steps: int | None
+    should_stop: bool
+    ema: Any
+    config: dict[str, Any]
+    state: dict[str, Any]
+
+    def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
+        """Write a checkpoint of the last completed step to ``path``."""
+        ...
 
 
 class Callback:
@@ -45,16 +66,16 @@ class Callback:
 
     main_only: ClassVar[bool] = False
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         """Called at the start of :meth:`Trainer.fit`."""
 
-    def on_step_end(self, trainer: Trainer, out: Any, logs: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainerView, out: Any, logs: dict[str, float]) -> None:
         """Called after each optimiser step (``trainer.step`` already counts it)."""
 
-    def on_epoch_end(self, trainer: Trainer) -> None:
+    def on_epoch_end(self, trainer: TrainerView) -> None:
         """Called when a pass over a re-iterable data source ends."""
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         """Called when :meth:`Trainer.fit` returns (also after an exception)."""
 
 
@@ -76,19 +97,19 @@ class LambdaCallback(Callback):
             "on_fit_end": on_fit_end,
         }
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         if self._fns["on_fit_start"]:
             self._fns["on_fit_start"](trainer)
 
-    def on_step_end(self, trainer: Trainer, out: Any, logs: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainerView, out: Any, logs: dict[str, float]) -> None:
         if self._fns["on_step_end"]:
             self._fns["on_step_end"](trainer, out, logs)
 
-    def on_epoch_end(self, trainer: Trainer) -> None:
+    def on_epoch_end(self, trainer: TrainerView) -> None:
         if self._fns["on_epoch_end"]:
             self._fns["on_epoch_end"](trainer)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         if self._fns["on_fit_end"]:
             self._fns["on_fit_end"](trainer)
 
@@ -100,18 +121,20 @@ class EveryN(Callback):
     grids for a training animation.
     """
 
-    def __init__(self, every: int, fn: Callable[[Trainer], Any], *, at_start: bool = True) -> None:
+    def __init__(
+        self, every: int, fn: Callable[[TrainerView], Any], *, at_start: bool = True
+    ) -> None:
         check_positive_int("every", every)
         self.every = every
         self.fn = fn
         self.at_start = at_start
         self.history: list[tuple[int, Any]] = []
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         if self.at_start and trainer.step == 0 and not self.history:
             self.history.append((0, self.fn(trainer)))
 
-    def on_step_end(self, trainer: Trainer, out: Any, logs: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainerView, out: Any, logs: dict[str, float]) -> None:
         if trainer.step % self.every == 0:
             self.history.append((trainer.step, self.fn(trainer)))
 
@@ -124,11 +147,11 @@ class CheckpointEvery(Callback):
         self.path = Path(path)
         self.every = every
 
-    def on_step_end(self, trainer: Trainer, out: Any, logs: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainerView, out: Any, logs: dict[str, float]) -> None:
         if trainer.step % self.every == 0:
             trainer.save(self.path)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         trainer.save(self.path)
 
 
@@ -149,7 +172,7 @@ class CSVLogger(Callback):
         self._fields: list[str] | None = None
         self._pending: dict[str, float] | None = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fields = None
         self._pending = None
@@ -167,14 +190,14 @@ class CSVLogger(Callback):
             else:
                 self.path.unlink()
 
-    def on_step_end(self, trainer: Trainer, out: Any, logs: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainerView, out: Any, logs: dict[str, float]) -> None:
         if trainer.step % self.every:
             self._pending = logs
             return
         self._pending = None
         self._write(logs)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         if self._pending is not None:
             self._write(self._pending)
             self._pending = None
@@ -201,20 +224,20 @@ class TensorBoardLogger(Callback):
         self.every = every
         self._writer: Any = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         purge = trainer.step + 1 if trainer.step > 0 else None
         self._writer = SummaryWriter(self.log_dir, purge_step=purge)
 
-    def on_step_end(self, trainer: Trainer, out: Any, logs: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainerView, out: Any, logs: dict[str, float]) -> None:
         if self._writer is None or trainer.step % self.every:
             return
         for key, value in logs.items():
             if key != "step":
                 self._writer.add_scalar(key, value, trainer.step)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -231,21 +254,21 @@ class ProgressBar(Callback):
         self.every = every
         self._bar: Any = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         from tqdm.auto import tqdm
 
         self._bar = tqdm(
             total=trainer.max_steps, initial=trainer.step, desc=self.desc, dynamic_ncols=True
         )
 
-    def on_step_end(self, trainer: Trainer, out: Any, logs: dict[str, float]) -> None:
+    def on_step_end(self, trainer: TrainerView, out: Any, logs: dict[str, float]) -> None:
         if self._bar is None:
             return
         self._bar.update(1)
         if trainer.step % self.every == 0:
             self._bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None

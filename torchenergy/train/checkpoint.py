@@ -134,7 +134,7 @@ def rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[s
 
     Returns:
         ``{"torch": ByteTensor, "cuda": [...], "numpy": {...}, "python": [...], "generators":
-        {name: ByteTensor}}``, all safe for :func:`save_checkpoint`.
+            {name: ByteTensor}}``, all safe for :func:`save_checkpoint`.
     """
     np_state = np.random.get_state()  # noqa: NPY002 - the legacy global state is what users seed
     py_version, py_internal, py_gauss = random.getstate()

@@ -101,7 +101,7 @@ def score_grid(
     energy_fn: EnergyFn, xlim: Any = (-4, 4), ylim: Any = (-4, 4), n: int = 25
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The score ``−∇E`` on an ``n × n`` grid: ``(xs, ys, u, v)`` with u, v of shape (n, n)."""
-    from torchenergy.energies.base import energy_and_grad
+    from torchenergy.energies import energy_and_grad
 
     xs, ys, pts = _points(xlim, ylim, n)
     dtype, device = model_dtype_device(energy_fn)

@@ -13,7 +13,7 @@ Writes to the output folder:
 * ``training_curves.png`` and ``log.csv``: loss, energies of data and negatives;
 * ``metrics.json``: held-out NLL (exact, grid quadrature) beside a validated Gaussian KDE's, MMD;
 * ``checkpoint.pt`` and ``config.json``: reload with ``torchenergy sample/evaluate``;
-* ``samplers/``: the samplers demo (``torchenergy.demos.samplers.run_sampler_demo``).
+* ``samplers/``: the samplers demo (``torchenergy.cli.demos.samplers.run_sampler_demo``).
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ from typing import Any
 
 import torch
 
-from torchenergy.train.callbacks import Callback
-from torchenergy.train.config import TrainConfig
-from torchenergy.train.recipe import Run, draw_samples, evaluate_run, is_image_run
-from torchenergy.train.run_io import train_to_folder
+from torchenergy.cli.config import TrainConfig
+from torchenergy.cli.recipe import (
+    Run,
+    box_noise,
+    build_sampler,
+    draw_samples,
+    evaluate_run,
+    is_image_run,
+)
+from torchenergy.cli.run_io import train_to_folder
+from torchenergy.train import Callback
 
 __all__ = ["DEMO_CONFIG", "run_demo"]
 
@@ -163,7 +170,6 @@ class _Snapshots(Callback):
 
     def _frame(self, trainer: Any) -> Any:
         from torchenergy.samplers import run_chain
-        from torchenergy.train.recipe import build_sampler
         from torchenergy.viz import snapshot_frame
 
         energy = trainer.model.energy
@@ -173,7 +179,7 @@ class _Snapshots(Callback):
         else:
             cfg = TrainConfig.from_dict(trainer.config)
             if self.x is None:
-                self.x = (2 * torch.rand(1000, 2, generator=self.g) - 1) * cfg.box
+                self.x = box_noise(cfg)(1000, (2,), generator=self.g)
             else:
                 kernel = build_sampler(cfg, energy)
                 self.x = run_chain(kernel, self.x, 100, generator=self.g, on_divergence="warn").x
@@ -205,11 +211,11 @@ def _first_row(path: Path) -> dict[str, float]:
 def _reference_nll(cfg: TrainConfig, data: torch.Tensor) -> dict[str, float]:
     """Reference: held-out NLL of a Gaussian KDE fitted to 5000 training points, its bandwidth
     picked on a validation set from a grid (the same data the model saw, no tuning on test)."""
-    from torchenergy.train.recipe import _toy
+    from torchenergy.data import sample_toy
 
     g = torch.Generator().manual_seed(cfg.seed + 99)
-    train = _toy(cfg.data, 5000, g).double()
-    valid = _toy(cfg.data, 1000, g).double()
+    train = sample_toy(cfg.data, 5000, generator=g).double()
+    valid = sample_toy(cfg.data, 1000, generator=g).double()
 
     def nll(d2: torch.Tensor, h: float) -> float:
         log_k = -d2 / (2 * h * h) - math.log(2 * math.pi * h * h)
@@ -221,6 +227,6 @@ def _reference_nll(cfg: TrainConfig, data: torch.Tensor) -> dict[str, float]:
 
 
 def _sampler_demo(out: Path, quick: bool) -> Any:
-    from torchenergy.demos.samplers import run_sampler_demo
+    from torchenergy.cli.demos.samplers import run_sampler_demo
 
     return run_sampler_demo(out, quick=quick)

@@ -23,19 +23,23 @@ import torch
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive_int
-from torchenergy.train.callbacks import Callback
-from torchenergy.train.checkpoint import CheckpointError, load_checkpoint
-from torchenergy.train.config import TrainConfig
-from torchenergy.train.trainer import Trainer
+from torchenergy.cli.config import TrainConfig
+from torchenergy.losses import uniform_noise
+from torchenergy.train import Callback, CheckpointError, Trainer, load_checkpoint
 
 __all__ = [
     "EBM",
+    "IMAGE_DATA",
     "Run",
+    "box_noise",
     "build_run",
     "build_sampler",
     "draw_samples",
     "evaluate_run",
+    "event_shape",
+    "is_image_run",
     "load_run",
+    "noise_box",
 ]
 
 
@@ -69,12 +73,6 @@ class Run(NamedTuple):
 
 
 IMAGE_DATA = ("digits",)
-
-
-def _toy(name: str, n: int, generator: torch.Generator) -> Tensor:
-    from torchenergy.data import sample_toy
-
-    return sample_toy(name, n, generator=generator)
 
 
 def is_image_run(cfg: TrainConfig) -> bool:
@@ -143,19 +141,10 @@ def build_sampler(
     raise ValueError(f"unknown sampler {name!r}; choose one of langevin, mala, hmc")
 
 
-def _uniform_box(box: float) -> Callable[..., Tensor]:
-    def noise(
-        n: int,
-        shape: Sequence[int] = (2,),
-        *,
-        generator: Any = None,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> Tensor:
-        u = torch.rand((n, *shape), generator=generator, device=device, dtype=dtype)
-        return (2.0 * u - 1.0) * box
-
-    return noise
+def box_noise(cfg: TrainConfig) -> Callable[..., Tensor]:
+    """Uniform noise on ``[-b, b]`` with ``b = noise_box(cfg)``: ``noise(n, shape, *, generator)``."""
+    box = noise_box(cfg)
+    return uniform_noise(-box, box)
 
 
 def _step_fn(
@@ -171,7 +160,7 @@ def _step_fn(
             make = losses.DataNegatives(sampler, n_steps=cfg.n_sampler_steps)
         else:
             make = losses.ShortRunNegatives(
-                sampler, n_steps=cfg.n_sampler_steps, noise=_uniform_box(noise_box(cfg))
+                sampler, n_steps=cfg.n_sampler_steps, noise=box_noise(cfg)
             )
         return lambda x: losses.contrastive_divergence(
             energy, x, make(x, generator=g), l2_reg=cfg.l2_reg
@@ -203,6 +192,8 @@ def build_run(cfg: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Run:
     Raises:
         ValueError: unknown data set (the message lists the choices).
     """
+    from torchenergy.data import sample_toy
+
     g = torch.Generator().manual_seed(cfg.seed)
     if is_image_run(cfg):
         train_x, heldout = _digits(cfg)
@@ -211,8 +202,10 @@ def build_run(cfg: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Run:
                 f"batch_size ({cfg.batch_size}) exceeds the {len(train_x)} training images"
             )
     else:
-        heldout = _toy(cfg.data, cfg.n_test, torch.Generator().manual_seed(cfg.seed + 1_000_003))
-        train_x = _toy(cfg.data, cfg.n_train, g) if cfg.n_train else None
+        heldout = sample_toy(
+            cfg.data, cfg.n_test, generator=torch.Generator().manual_seed(cfg.seed + 1_000_003)
+        )
+        train_x = sample_toy(cfg.data, cfg.n_train, generator=g) if cfg.n_train else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         energy = _energy(cfg)
@@ -222,15 +215,13 @@ def build_run(cfg: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Run:
     state: dict[str, Any] = {}
     shape = event_shape(cfg)
     if cfg.loss == "pcd":
-        from torchenergy.samplers.buffer import ReplayBuffer
+        from torchenergy.samplers import ReplayBuffer
 
-        box = noise_box(cfg)
+        noise = box_noise(cfg)
         buffer = ReplayBuffer(
             cfg.buffer_size,
             shape,
-            lambda n, generator=None: (
-                (2.0 * torch.rand(n, *shape, generator=generator) - 1.0) * box
-            ),
+            lambda n, generator=None: noise(n, shape, generator=generator),
             reinit_prob=cfg.reinit_prob,
             generator=g,
         )
@@ -240,7 +231,7 @@ def build_run(cfg: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Run:
             train_x, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=g
         )
     else:
-        data = lambda: _toy(cfg.data, cfg.batch_size, g)  # noqa: E731
+        data = lambda: sample_toy(cfg.data, cfg.batch_size, generator=g)  # noqa: E731
     data_std = heldout.std(0)
     step_fn = _step_fn(cfg, model, sampler, buffer, g, data_std)
     opt = torch.optim.Adam(
@@ -303,7 +294,7 @@ def draw_samples(
     check_positive_int("n_steps", n_steps)
     energy = _eval_energy(run)
     kernel = build_sampler(run.config, energy, sampler=sampler, step_size=step_size)
-    x0 = _uniform_box(noise_box(run.config))(n, event_shape(run.config), generator=generator)
+    x0 = box_noise(run.config)(n, event_shape(run.config), generator=generator)
     return run_chain(kernel, x0, n_steps, generator=generator, on_divergence="warn").x
 
 

@@ -21,16 +21,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from torchenergy.train.callbacks import (
+from torchenergy.cli.config import TrainConfig
+from torchenergy.cli.recipe import Run, build_run
+from torchenergy.train import (
     Callback,
+    CheckpointError,
     CheckpointEvery,
     CSVLogger,
     ProgressBar,
     TensorBoardLogger,
+    load_checkpoint,
 )
-from torchenergy.train.checkpoint import CheckpointError, load_checkpoint
-from torchenergy.train.config import TrainConfig
-from torchenergy.train.recipe import Run, build_run
 
 __all__ = ["train_to_folder"]
 

@@ -1,4 +1,7 @@
-"""Negative makers for contrastive divergence: where the model samples in the CD loss come from.
+"""Chain makers: where the model samples of a training step (the CD negatives) come from.
+
+They make chains, not losses, so they live beside :class:`~torchenergy.samplers.ReplayBuffer`
+(``torchenergy.losses`` re-exports them for the losses that take negatives).
 
 Every maker is a callable ``make(x_pos, *, generator=None) -> x_neg`` returning detached negatives
 (C, *D), so a training step reads::
@@ -67,6 +70,12 @@ def _check_sampler(sampler: Any) -> None:
         )
 
 
+def _check_steps_and_chains(n_steps: Any, n_chains: Any) -> None:
+    check_positive_int("n_steps", n_steps)
+    if n_chains is not None:
+        check_positive_int("n_chains", n_chains)
+
+
 @dataclass(frozen=True)
 class DataNegatives:
     """CD-k: ``n_steps`` sampler steps started at the data batch.
@@ -109,9 +118,7 @@ class ShortRunNegatives:
 
     def __post_init__(self) -> None:
         _check_sampler(self.sampler)
-        check_positive_int("n_steps", self.n_steps)
-        if self.n_chains is not None:
-            check_positive_int("n_chains", self.n_chains)
+        _check_steps_and_chains(self.n_steps, self.n_chains)
 
     def __call__(self, x_pos: Tensor, *, generator: Generator = None) -> Tensor:
         check_tensor("x_pos", x_pos, min_dim=1, floating=True)
@@ -153,9 +160,7 @@ class PersistentNegatives:
                 "buffer must provide sample(n, *, generator) -> (idx, x) and update(idx, x) "
                 f"(a ReplayBuffer), got {type(self.buffer).__name__}"
             )
-        check_positive_int("n_steps", self.n_steps)
-        if self.n_chains is not None:
-            check_positive_int("n_chains", self.n_chains)
+        _check_steps_and_chains(self.n_steps, self.n_chains)
 
     def __call__(self, x_pos: Tensor, *, generator: Generator = None) -> Tensor:
         check_tensor("x_pos", x_pos, min_dim=1, floating=True)

@@ -27,11 +27,12 @@ class CLIError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise CLIError(f"{message} (see `torchenergy {self.prog.split()[-1]} --help`)")
+        # prog is "torchenergy" for the top level and "torchenergy train" for a command
+        raise CLIError(f"{message} (see `{self.prog} --help`)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from torchenergy.train.config import LOSSES, SAMPLERS
+    from torchenergy.cli.config import LOSSES, SAMPLERS
 
     p = _Parser(
         prog="torchenergy",
@@ -86,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from torchenergy.train.config import TrainConfig, load_config_file
-    from torchenergy.train.run_io import train_to_folder
+    from torchenergy.cli.config import TrainConfig, load_config_file
+    from torchenergy.cli.run_io import train_to_folder
 
     base = load_config_file(args.config) if args.config else {}
     cfg = TrainConfig.from_dict(base, overrides=args.overrides)
@@ -107,7 +108,7 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from torchenergy.train.recipe import draw_samples, is_image_run, load_run
+    from torchenergy.cli.recipe import draw_samples, is_image_run, load_run
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".pt", ".png"):
@@ -144,7 +145,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import math
 
-    from torchenergy.train.recipe import evaluate_run, load_run
+    from torchenergy.cli.recipe import evaluate_run, load_run
 
     run = load_run(args.checkpoint)
     metrics = evaluate_run(run, n_samples=args.n, n_steps=args.steps, seed=args.seed)
@@ -157,7 +158,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from torchenergy.train.demo import run_demo
+    from torchenergy.cli.demo import run_demo
 
     run_demo(Path(args.out), quick=args.quick, overrides=args.overrides)
     return 0
@@ -166,7 +167,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 failed run, 2 bad input)."""
     from torchenergy.samplers import DivergenceError
-    from torchenergy.train.checkpoint import CheckpointError
+    from torchenergy.train import CheckpointError
 
     try:
         args = _parser().parse_args(argv)

@@ -1,4 +1,4 @@
-"""Analytic demo targets with exact reference draws, and the sample-quality numbers of the demo.
+"""Analytic demo targets with exact reference draws.
 
 Each target is 2-D, has a closed-form gradient and exact samples (the double well by inverse
 CDF along its first coordinate on a fine grid), so every sampler can be scored against the truth.
@@ -21,7 +21,7 @@ from torchenergy.energies import (
 )
 from torchenergy.types import Generator
 
-__all__ = ["DemoTarget", "demo_targets", "mmd_rbf", "sample_double_well"]
+__all__ = ["DemoTarget", "demo_targets", "sample_double_well"]
 
 
 @dataclass(frozen=True)
@@ -132,32 +132,3 @@ def demo_targets(dtype: torch.dtype = torch.float64) -> list[DemoTarget]:
             5.0,
         ),
     ]
-
-
-def mmd_rbf(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
-    """Unbiased squared MMD between samples ``x`` (N, D) and ``y`` (M, D), Gaussian kernel.
-
-    The bandwidth defaults to the median pairwise distance of ``y`` (the reference).
-
-    Example:
-        >>> g = torch.Generator().manual_seed(0)
-        >>> a, b = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g)
-        >>> abs(mmd_rbf(a, b)) < 0.02, mmd_rbf(a + 2.0, b) > 0.2
-        (True, True)
-
-    Reference:
-        Gretton et al., "A kernel two-sample test", JMLR 13 (2012), eq. (3).
-    """
-    x, y = x.double(), y.double()
-    if bandwidth is None:
-        d = torch.cdist(y, y)
-        bandwidth = float(d[d > 0].median()) if bool((d > 0).any()) else 1.0
-
-    def k(a: Tensor, b: Tensor) -> Tensor:
-        return torch.exp(-torch.cdist(a, b).square() / (2.0 * bandwidth**2))
-
-    n, m = x.shape[0], y.shape[0]
-    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-    syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-    return float(sxx + syy - 2.0 * kxy.mean())
