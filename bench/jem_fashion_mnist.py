@@ -24,19 +24,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from torchenergy.cli.image_evaluation import evaluate_fashion_mnist, format_tables
+from torchenergy.cli.image_recipes import CNN_ARCH, EBM_ARCH, train_fashion_mnist
 from torchenergy.data import load_fashion_mnist
 from torchenergy.energies import ConvEnergy
-from torchenergy.image_evaluation import evaluate_fashion_mnist, format_tables
-from torchenergy.image_recipes import CNN_ARCH, EBM_ARCH, train_fashion_mnist
-from torchenergy.models import (
-    JEM,
-    ConvClassifier,
+from torchenergy.models import JEM, ConvClassifier, JEMConfig
+from torchenergy.train import (
+    CSVLogger,
     ImageEBMConfig,
-    JEMConfig,
+    LambdaCallback,
     fit_image_ebm,
     fit_jem,
+    save_checkpoint,
 )
-from torchenergy.train import CSVLogger, LambdaCallback, save_checkpoint
 from torchenergy.viz import plot_image_grid, save_image_animation, savefig
 
 ARCH = dict(CNN_ARCH)

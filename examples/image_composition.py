@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from torchenergy.cli.image_recipes import CNN_ARCH, load_image_model
 from torchenergy.data import load_fashion_mnist
-from torchenergy.image_recipes import CNN_ARCH, load_image_model
 from torchenergy.image_tasks import brightness_penalty, denoise, inpaint, region_penalty
 from torchenergy.models import JEM, ConvClassifier
 from torchenergy.samplers import Langevin, run_chain
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--checkpoint", help="a JEM checkpoint of torchenergy.image_recipes")
+    p.add_argument("--checkpoint", help="a JEM checkpoint of torchenergy.cli.image_recipes")
     p.add_argument("--out", default="runs/composition")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--quick", action="store_true")

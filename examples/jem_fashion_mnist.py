@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from torchenergy.cli.image_evaluation import evaluate_fashion_mnist, format_tables
+from torchenergy.cli.image_recipes import train_fashion_mnist
 from torchenergy.features import FeatureNet
-from torchenergy.image_evaluation import evaluate_fashion_mnist, format_tables
-from torchenergy.image_recipes import train_fashion_mnist
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -71,7 +71,7 @@ def test_image_composition_example_quick(tmp_path):
 
 @needs_data
 def test_conv_ebm_recipe_and_checkpoint_round_trip(tmp_path):
-    from torchenergy.image_recipes import load_image_model, train_fashion_mnist
+    from torchenergy.cli.image_recipes import load_image_model, train_fashion_mnist
 
     out = train_fashion_mnist(
         "conv",

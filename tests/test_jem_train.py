@@ -5,17 +5,8 @@ import torch
 from torch import nn
 
 from torchenergy.energies import ConvEnergy
-from torchenergy.models import (
-    JEM,
-    ConvClassifier,
-    ImageEBMConfig,
-    JEMConfig,
-    TrainingDivergedError,
-    fit_image_ebm,
-    fit_jem,
-    jem_loss,
-)
-from torchenergy.train import LambdaCallback
+from torchenergy.models import JEM, ConvClassifier, JEMConfig, TrainingDivergedError, jem_loss
+from torchenergy.train import ImageEBMConfig, LambdaCallback, fit_image_ebm, fit_jem
 
 
 def _data(n=64, seed=0):

@@ -22,8 +22,33 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from torchenergy._checks import check_positive, check_positive_int, check_tensor
-from torchenergy.types import Generator
+# no torchenergy imports: this module sits below ``metrics``, which re-exports it
+
+
+def check_tensor(name: str, value: object, *, min_dim: int = 0, floating: bool = False) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() < min_dim or (floating and not value.is_floating_point()):
+        raise ValueError(
+            f"{name} must be a floating tensor with >= {min_dim} dims, got dtype {value.dtype}, "
+            f"shape {tuple(value.shape)}"
+        )
+    return value
+
+
+def check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def check_positive(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+
 
 __all__ = [
     "KernelDistance",
@@ -133,7 +158,7 @@ def kernel_distance(
     n_subsets: int = 10,
     subset_size: int = 1000,
     degree: int = 3,
-    generator: Generator = None,
+    generator: torch.Generator | None = None,
 ) -> KernelDistance:
     """Kernel distance (the KID formula): unbiased polynomial MMD² averaged over random subsets.
 

@@ -1,5 +1,5 @@
 """Complete EBMs with their own structure: RBMs, Boltzmann machines, Hopfield networks, CRFs,
-JEM and the IGEBM-style image EBM recipe."""
+JEM (its training runs are :func:`torchenergy.train.fit_jem` / ``fit_image_ebm``)."""
 
 from torchenergy.models.boltzmann import (
     BoltzmannMachine,
@@ -17,16 +17,8 @@ from torchenergy.models.crf import (
     structured_hinge_loss,
 )
 from torchenergy.models.hopfield import HopfieldNetwork, ModernHopfield, RecallResult
-from torchenergy.models.igebm import ImageEBMConfig, ImageEBMResult, fit_image_ebm
 from torchenergy.models.jem import JEM, ConditionalEnergy, ConvClassifier
-from torchenergy.models.jem_train import (
-    JEMConfig,
-    JEMOutput,
-    JEMResult,
-    TrainingDivergedError,
-    fit_jem,
-    jem_loss,
-)
+from torchenergy.models.jem_train import JEMConfig, JEMOutput, TrainingDivergedError, jem_loss
 from torchenergy.models.rbm import (
     BernoulliRBM,
     BlockGibbs,
@@ -50,11 +42,8 @@ __all__ = [
     "Decoded",
     "GaussianBernoulliRBM",
     "HopfieldNetwork",
-    "ImageEBMConfig",
-    "ImageEBMResult",
     "JEMConfig",
     "JEMOutput",
-    "JEMResult",
     "LinearChainCRF",
     "ModernHopfield",
     "RecallResult",
@@ -67,8 +56,6 @@ __all__ = [
     "cd_gradients",
     "cd_step",
     "fit_boltzmann",
-    "fit_image_ebm",
-    "fit_jem",
     "fit_rbm",
     "jem_loss",
     "moments",

@@ -36,7 +36,7 @@ def save_image_animation(
     """Write a GIF with one :func:`~torchenergy.viz.make_grid` of images (C, [1,] H, W) per frame.
 
     Args:
-        frames: ``(step, images)`` pairs, e.g. :func:`~torchenergy.models.fit_image_ebm`'s
+        frames: ``(step, images)`` pairs, e.g. :func:`~torchenergy.train.fit_image_ebm`'s
             ``snapshots``.
         path: output ``.gif``.
         nrow: images per row. value_range: pixel range mapped to black..white. fps: speed.

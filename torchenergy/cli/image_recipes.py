@@ -1,6 +1,6 @@
 """Fashion-MNIST runs behind ``torchenergy train --model cnn|jem|conv --data fashion_mnist`` and
 ``torchenergy evaluate``: train a plain CNN, a JEM (warm-started from the CNN) or an IGEBM-style
-conv EBM and write a safe checkpoint; :mod:`torchenergy.image_evaluation` evaluates them
+conv EBM and write a safe checkpoint; :mod:`torchenergy.cli.image_evaluation` evaluates them
 (accuracy, ECE, OOD detection, sample quality).
 
 Images are scaled to [-1, 1]. Checkpoints (``save_checkpoint``, read with ``weights_only=True``)
@@ -118,22 +118,22 @@ def train_fashion_mnist(
     """Train ``model`` ("cnn", "jem" or "conv") on Fashion-MNIST and write ``out/checkpoint.pt``.
 
     Args:
-        model: "cnn" (cross-entropy, ``epochs``), "jem" (:func:`~torchenergy.models.fit_jem`
+        model: "cnn" (cross-entropy, ``epochs``), "jem" (:func:`~torchenergy.train.fit_jem`
             from the CNN checkpoint ``warm_start``, or from a CNN trained first for ``epochs``)
-            or "conv" (:func:`~torchenergy.models.fit_image_ebm` with a ConvEnergy).
+            or "conv" (:func:`~torchenergy.train.fit_image_ebm` with a ConvEnergy).
         out: output folder (``checkpoint.pt``, ``train_log.csv``; ``samples.png``, ``buffer.gif``
             for the EBMs).
         minutes: wall-clock budget of the EBM phase (None: ``steps`` only).
         steps: optimiser steps of the EBM phase (JEM default 350, see ``JEM_DEFAULTS``; conv
             EBM default 100000, i.e. the time budget rules).
         limit: use only the first ``limit`` training images (smoke runs).
-        overrides: fields of :class:`~torchenergy.models.JEMConfig` / ``ImageEBMConfig``.
+        overrides: fields of :class:`~torchenergy.models.JEMConfig` / ``torchenergy.train.ImageEBMConfig``.
 
     Returns:
         ``{"checkpoint", "kind", "steps", "seconds", "divergences"}``.
     """
-    from torchenergy.models import ImageEBMConfig, JEMConfig, fit_image_ebm, fit_jem
-    from torchenergy.train import CSVLogger, save_checkpoint
+    from torchenergy.models import JEMConfig
+    from torchenergy.train import CSVLogger, ImageEBMConfig, fit_image_ebm, fit_jem, save_checkpoint
 
     if model not in IMAGE_MODELS:
         raise ValueError(f"model must be one of {IMAGE_MODELS}, got {model!r}")

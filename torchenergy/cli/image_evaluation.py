@@ -1,7 +1,7 @@
 """Evaluation of Fashion-MNIST image models side by side (``torchenergy evaluate``): accuracy,
 ECE, OOD detection for every score × OOD set, sample quality on the project's feature net.
 
-Checkpoints come from :func:`torchenergy.image_recipes.train_fashion_mnist`.
+Checkpoints come from :func:`torchenergy.cli.image_recipes.train_fashion_mnist`.
 
 Example:
     >>> print(format_tables({}))
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive_int
-from torchenergy.image_recipes import _fashion, load_image_model
+from torchenergy.cli.image_recipes import _fashion, load_image_model
 
 __all__ = ["evaluate_fashion_mnist", "format_tables"]
 

@@ -21,18 +21,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive, check_positive_int, check_probability, check_tensor
 from torchenergy.losses import PersistentNegatives, contrastive_divergence
-from torchenergy.models.jem_train import TrainingDivergedError
+from torchenergy.models import TrainingDivergedError
 from torchenergy.samplers import DivergenceError, Langevin, ReplayBuffer
-
-if TYPE_CHECKING:  # the training loop is a higher layer: imported when fitting, not with models
-    from torchenergy.train import Callback, Trainer
+from torchenergy.train.callbacks import Callback
+from torchenergy.train.trainer import Trainer
 
 __all__ = ["ImageEBMConfig", "ImageEBMResult", "fit_image_ebm"]
 
@@ -94,7 +93,6 @@ class ImageEBMResult(NamedTuple):
 
 def _buffer_snapshots(buffer: ReplayBuffer, every: int, n: int) -> Any:
     """A callback keeping ``(step, buffer.data[:n])`` every ``every`` steps in ``.frames``."""
-    from torchenergy.train import Callback
 
     class _BufferSnapshots(Callback):
         def __init__(self) -> None:
@@ -127,8 +125,6 @@ def fit_image_ebm(
         >>> len(res.snapshots), tuple(res.snapshots[0][1].shape)
         (2, (4, 1, 6, 6))
     """
-    from torchenergy.train import Trainer
-
     cfg = config or ImageEBMConfig()
     if not isinstance(energy, nn.Module):
         raise TypeError(f"energy must be an nn.Module, got {type(energy).__name__}")
