@@ -1,4 +1,5 @@
-"""Complete EBMs with their own structure: RBMs, Boltzmann machines, Hopfield networks, CRFs."""
+"""Complete EBMs with their own structure: RBMs, Boltzmann machines, Hopfield networks, CRFs,
+JEM (its training runs are :func:`torchenergy.train.fit_jem` / ``fit_image_ebm``)."""
 
 from torchenergy.models.boltzmann import (
     BoltzmannMachine,
@@ -16,6 +17,8 @@ from torchenergy.models.crf import (
     structured_hinge_loss,
 )
 from torchenergy.models.hopfield import HopfieldNetwork, ModernHopfield, RecallResult
+from torchenergy.models.jem import JEM, ConditionalEnergy, ConvClassifier
+from torchenergy.models.jem_train import JEMConfig, JEMOutput, TrainingDivergedError, jem_loss
 from torchenergy.models.rbm import (
     BernoulliRBM,
     BlockGibbs,
@@ -28,26 +31,33 @@ from torchenergy.models.rbm import (
 )
 
 __all__ = [
+    "JEM",
     "BernoulliRBM",
     "BlockGibbs",
     "BlockGibbsState",
     "BoltzmannMachine",
     "CDStepResult",
+    "ConditionalEnergy",
+    "ConvClassifier",
     "Decoded",
     "GaussianBernoulliRBM",
     "HopfieldNetwork",
+    "JEMConfig",
+    "JEMOutput",
     "LinearChainCRF",
     "ModernHopfield",
     "RecallResult",
     "SiteGibbs",
     "SiteGibbsState",
     "StructuredHingeLoss",
+    "TrainingDivergedError",
     "TransitionConstraints",
     "bio_constraints",
     "cd_gradients",
     "cd_step",
     "fit_boltzmann",
     "fit_rbm",
+    "jem_loss",
     "moments",
     "structured_hinge_loss",
 ]
