@@ -297,7 +297,7 @@ class ModelField:
         """``(v, s)`` from one model evaluation (plus forward-mode limits at the ends)."""
         t = _as_time(t, x)
         pair = self.denoise(x, t, y)
-        xh, eh, out = pair
+        out = pair[2]
         v = out if self.prediction == "velocity" else self._velocity_from(pair, x, t, y)
         s = out if self.prediction == "score" else self._score_from(pair, x, t, y)
         return v, s
