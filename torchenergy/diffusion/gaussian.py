@@ -89,6 +89,16 @@ class GaussianPath:
             x, t, lambda lam, cc, v: cc.sigma_d_sigma[:, None] * self._inv(lam, cc, v)
         )
 
+    def energy(self, x: Tensor, t: Tensor) -> Tensor:
+        """``E(x, t) = −log p_t(x)`` per row (C,), differentiable in x (its score is :meth:`score`)."""
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        c = self.interpolant.coefficients(t)
+        lam = self.lam.to(x)[None, :]
+        var = c.alpha[:, None] ** 2 * lam + self.interpolant.variance(t)[:, None]
+        r = (x - c.alpha[:, None] * self.mean.to(x)) @ self.u.to(x)
+        d = x.shape[1]
+        return 0.5 * (r.square() / var).sum(1) + 0.5 * torch.log(var).sum(1) + 0.5 * d * math.log(2 * math.pi)
+
     def field(self, prediction: str):
         """The exact ``model(x, t)`` for a prediction type (one of ``PREDICTIONS``)."""
         if prediction not in PREDICTIONS:
