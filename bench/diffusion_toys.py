@@ -39,8 +39,9 @@ def batches(name: str):
 def nll(model, x: torch.Tensor, chunk: int = 2000) -> tuple[float, float, int]:
     vals, evals = [], 0
     for part in x.split(chunk):
-        res = pf_ode_log_likelihood(model, part.double(), "linear", "velocity", method="dopri5",
-                                    rtol=1e-5, atol=1e-5)
+        res = pf_ode_log_likelihood(
+            model, part.double(), "linear", "velocity", method="dopri5", rtol=1e-5, atol=1e-5
+        )
         vals.append(-res.log_prob)
         evals += res.n_evals
     v = torch.cat(vals)
@@ -52,8 +53,17 @@ def run_toy(name: str, args) -> dict:
     out: dict = {"toy": name, "floor": FLOORS.get(name, float("nan"))}
     # flow matching (linear path, velocity), OT or independent coupling
     net = TimeMLP(2, hidden=args.hidden, depth=args.depth)
-    fit = fit_flow(net, batches(name), "linear", coupling=args.coupling, n_steps=args.steps,
-                   batch_size=args.batch, lr=args.lr, ema_decay=0.999, generator=g)
+    fit = fit_flow(
+        net,
+        batches(name),
+        "linear",
+        coupling=args.coupling,
+        n_steps=args.steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        ema_decay=0.999,
+        generator=g,
+    )
     ema = fit.ema.double()
     held = sample_toy(name, args.n_eval, generator=torch.Generator().manual_seed(12345))
     t0 = time.perf_counter()
@@ -68,18 +78,41 @@ def run_toy(name: str, args) -> dict:
     # a VE score model for NCSN and predictor-corrector
     ve = VEInterpolant(0.01, 10.0)
     snet = TimeMLP(2, hidden=args.hidden, depth=args.depth)
-    sfit = fit_score(snet, batches(name), ve, n_steps=args.score_steps, batch_size=args.batch,
-                     lr=args.lr, generator=g)
+    sfit = fit_score(
+        snet,
+        batches(name),
+        ve,
+        n_steps=args.score_steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        generator=g,
+    )
     out["score_train_s"] = sfit.seconds
     sm = sfit.ema.double()
     t1 = time.perf_counter()
-    xn = annealed_langevin(sm, ve, n_levels=10, n_inner=100, lr=1e-4, n=args.n_mmd, dtype=torch.float64,
-                           generator=torch.Generator().manual_seed(6)).x
+    xn = annealed_langevin(
+        sm,
+        ve,
+        n_levels=10,
+        n_inner=100,
+        lr=1e-4,
+        n=args.n_mmd,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(6),
+    ).x
     out["ncsn_s"] = time.perf_counter() - t1
     out["mmd_ncsn"] = mmd2(xn, fresh).item()
     t1 = time.perf_counter()
-    xp = predictor_corrector(sm, ve, n_steps=500, snr=0.16, grid="karras", n=args.n_mmd, dtype=torch.float64,
-                             generator=torch.Generator().manual_seed(7)).x
+    xp = predictor_corrector(
+        sm,
+        ve,
+        n_steps=500,
+        snr=0.16,
+        grid="karras",
+        n=args.n_mmd,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(7),
+    ).x
     out["pc_s"] = time.perf_counter() - t1
     out["mmd_pc"] = mmd2(xp, fresh).item()
     return out

@@ -34,12 +34,14 @@ def test_model_field_conversions_exact_and_finite(name: str, t: float) -> None:
         f = ModelField(path.field(src), path.interpolant, src)
         for tgt in PREDICTIONS:
             if _unidentifiable(name, t, src) and tgt in ("velocity", "score"):
-                with pytest.raises(ValueError, match="not identifiable|needs the data score"):
+                with pytest.raises(ValueError, match=r"not identifiable|needs the data score"):
                     getattr(f, tgt)(X, tt)
                 continue
             out = getattr(f, tgt)(X, tt)
             assert torch.isfinite(out).all(), (name, t, src, tgt)
-            torch.testing.assert_close(out, ref[tgt], atol=1e-9, rtol=1e-9, msg=f"{name} {t} {src}->{tgt}")
+            torch.testing.assert_close(
+                out, ref[tgt], atol=1e-9, rtol=1e-9, msg=f"{name} {t} {src}->{tgt}"
+            )
 
 
 @pytest.mark.parametrize("name", INTERPOLANTS)
@@ -59,8 +61,12 @@ def test_pointwise_convert_matches_field_and_refuses_limits() -> None:
     torch.testing.assert_close(v, path.velocity(X, t))
     # at the data end the velocity -> noise conversion is pointwise and exact (eps_hat = 0 there)
     one = torch.ones(6, dtype=torch.float64)
-    torch.testing.assert_close(convert(path.velocity(X, one), X, one, "linear", "velocity", "noise"),
-                               torch.zeros_like(X), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        convert(path.velocity(X, one), X, one, "linear", "velocity", "noise"),
+        torch.zeros_like(X),
+        atol=1e-12,
+        rtol=0,
+    )
     with pytest.raises(ValueError, match="ModelField"):
         convert(path.noise(X, 0 * one), X, 0 * one, "linear", "noise", "velocity")
     with pytest.raises(ValueError, match="ModelField"):

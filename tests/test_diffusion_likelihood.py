@@ -13,8 +13,10 @@ from torchenergy.diffusion import GaussianPath, bits_per_dim, divergence, pf_ode
 X = torch.randn(20, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 1.5 + MU
 
 
-@pytest.mark.parametrize(("name", "pred"), [("linear", "velocity"), ("cosine", "velocity"),
-                                            ("linear", "score"), ("cosine", "noise")])
+@pytest.mark.parametrize(
+    ("name", "pred"),
+    [("linear", "velocity"), ("cosine", "velocity"), ("linear", "score"), ("cosine", "noise")],
+)
 def test_exact_divergence_matches_gaussian_log_density(name: str, pred: str) -> None:
     path = GaussianPath(MU, SIGMA, name)
     res = pf_ode_log_likelihood(path.field(pred), X, name, pred, method="rk4", n_steps=200)
@@ -36,8 +38,15 @@ def test_dopri5_likelihood() -> None:
 def test_hutchinson_unbiased(probe: str) -> None:
     path = GaussianPath(MU, SIGMA, "linear")
     x = X[:4].repeat(400, 1)  # 400 independent probes per point
-    res = pf_ode_log_likelihood(path.velocity, x, method="rk4", n_steps=40, estimator="hutchinson",
-                                probe=probe, generator=torch.Generator().manual_seed(2))
+    res = pf_ode_log_likelihood(
+        path.velocity,
+        x,
+        method="rk4",
+        n_steps=40,
+        estimator="hutchinson",
+        probe=probe,
+        generator=torch.Generator().manual_seed(2),
+    )
     exact = pf_ode_log_likelihood(path.velocity, X[:4], method="rk4", n_steps=40).log_prob
     est = res.log_prob.reshape(400, 4)
     mean, se = est.mean(0), est.std(0) / math.sqrt(400)
@@ -48,10 +57,14 @@ def test_hutchinson_unbiased(probe: str) -> None:
 
     field = ModelField(path.velocity, "linear", "velocity")
     t = torch.tensor(0.5, dtype=torch.float64)
-    z = torch.sign(torch.randn(1600, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    z = torch.sign(
+        torch.randn(1600, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    )
     _, est_bad = divergence(lambda u: field.velocity(u, t), x, 1.5 * z)
     _, est_ok = divergence(lambda u: field.velocity(u, t), x, z)
-    _, div_true = divergence(lambda u: field.velocity(u, t), x[:1])  # affine field: constant divergence
+    _, div_true = divergence(
+        lambda u: field.velocity(u, t), x[:1]
+    )  # affine field: constant divergence
     for est, should_pass in ((est_ok, True), (est_bad, False)):
         ok = (est.mean() - div_true).abs() <= 4 * est.std() / math.sqrt(est.numel())
         assert bool(ok) == should_pass

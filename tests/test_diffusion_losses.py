@@ -47,17 +47,30 @@ def _directional_z(fit: GaussianPath, name: str, pred: str, weighting: str) -> f
 
     per = []
     for th in (1e-3, -1e-3):
-        out = interpolant_loss(lambda u, t, th=th: f(u, t) + th * h(u, t), x, name, pred,
-                               weighting=weighting, generator=torch.Generator().manual_seed(1))
+        out = interpolant_loss(
+            lambda u, t, th=th: f(u, t) + th * h(u, t),
+            x,
+            name,
+            pred,
+            weighting=weighting,
+            generator=torch.Generator().manual_seed(1),
+        )
         per.append(out.per_sample)
     g = (per[0] - per[1]) / 2e-3  # exact: the per-sample loss is quadratic in θ
     return (g.mean() / (g.std() / math.sqrt(N))).abs().item()
 
 
-@pytest.mark.parametrize(("name", "pred", "weighting"), [
-    ("linear", "velocity", "none"), ("vp", "score", "sigma2"), ("vp", "score", "likelihood"),
-    ("ve", "score", "sigma2"), ("vp", "noise", "none"), ("cosine", "data", "none"),
-])
+@pytest.mark.parametrize(
+    ("name", "pred", "weighting"),
+    [
+        ("linear", "velocity", "none"),
+        ("vp", "score", "sigma2"),
+        ("vp", "score", "likelihood"),
+        ("ve", "score", "sigma2"),
+        ("vp", "noise", "none"),
+        ("cosine", "data", "none"),
+    ],
+)
 def test_loss_minimiser_is_the_exact_field(name: str, pred: str, weighting: str) -> None:
     """DSM / FM / DDPM: the gradient of the loss at the exact field is 0 within MCSE."""
     assert _directional_z(GaussianPath(MU, SIGMA, name), name, pred, weighting) < 4.0
@@ -74,8 +87,12 @@ def test_ot_pairing_is_the_exact_assignment() -> None:
 
 def _curvature(model, n_steps: int = 32) -> float:
     fs = FlowSampler(model, "linear", integrator="euler", n_steps=n_steps)
-    tr = fs.sample(n=512, dtype=torch.float32, generator=torch.Generator().manual_seed(4),
-                   return_trajectory=True).trajectory
+    tr = fs.sample(
+        n=512,
+        dtype=torch.float32,
+        generator=torch.Generator().manual_seed(4),
+        return_trajectory=True,
+    ).trajectory
     chord = tr[-1] - tr[0]
     step = (tr[1:] - tr[:-1]) * n_steps
     return ((step - chord) ** 2).sum(-1).mean().item()
@@ -92,8 +109,16 @@ def test_minibatch_ot_paths_straighter_than_independent() -> None:
     for coupling in ("independent", "ot"):
         torch.manual_seed(0)
         net = TimeMLP(2, hidden=64, depth=2)
-        res = fit_flow(net, data, coupling=coupling, n_steps=200, batch_size=128, lr=3e-3,
-                       ema_decay=0.9, generator=torch.Generator().manual_seed(5))
+        res = fit_flow(
+            net,
+            data,
+            coupling=coupling,
+            n_steps=200,
+            batch_size=128,
+            lr=3e-3,
+            ema_decay=0.9,
+            generator=torch.Generator().manual_seed(5),
+        )
         curv[coupling] = _curvature(res.ema)
     assert curv["ot"] < 0.5 * curv["independent"], curv
 
@@ -103,7 +128,9 @@ class _AffineInTime(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.SiLU(), torch.nn.Linear(64, 6))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(16, 64), torch.nn.SiLU(), torch.nn.Linear(64, 6)
+        )
 
     def forward(self, x, t):
         k = torch.arange(1, 9, dtype=x.dtype)
@@ -115,8 +142,15 @@ class _AffineInTime(torch.nn.Module):
 def _fit_gaussian(cov) -> torch.nn.Module:
     torch.manual_seed(0)
     data = _data(20000, 6, cov).float()
-    res = fit_flow(_AffineInTime(), data, n_steps=600, batch_size=256, lr=5e-3, ema_decay=0.98,
-                   generator=torch.Generator().manual_seed(7))
+    res = fit_flow(
+        _AffineInTime(),
+        data,
+        n_steps=600,
+        batch_size=256,
+        lr=5e-3,
+        ema_decay=0.98,
+        generator=torch.Generator().manual_seed(7),
+    )
     return res.ema.double()
 
 
@@ -142,7 +176,9 @@ def test_classifier_free_guidance_scales() -> None:
     cond, uncond = net(x, t, y), net(x, t, null)
     assert torch.equal(ClassifierFreeGuidance(net, 0.0, 3)(x, t, y), uncond)
     assert torch.equal(ClassifierFreeGuidance(net, 1.0, 3)(x, t, y), cond)
-    torch.testing.assert_close(ClassifierFreeGuidance(net, 2.5, 3)(x, t, y), uncond + 2.5 * (cond - uncond))
+    torch.testing.assert_close(
+        ClassifierFreeGuidance(net, 2.5, 3)(x, t, y), uncond + 2.5 * (cond - uncond)
+    )
     # the guided model drives FlowSampler with labels
     fs = FlowSampler(ClassifierFreeGuidance(net, 2.0, 3), "linear", n_steps=4)
     assert fs.sample(n=5, y=y, dtype=torch.float64).x.shape == (5, 2)
@@ -163,7 +199,9 @@ def test_loss_wrappers_and_errors() -> None:
     path = GaussianPath(MU, SIGMA, "vp")
     assert torch.isfinite(dsm_loss(path.score, x, weighting="likelihood").loss)
     assert torch.isfinite(ddpm_loss(path.noise, x).loss)
-    assert torch.isfinite(flow_matching_loss(GaussianPath(MU, SIGMA, "linear").velocity, x, coupling="ot").loss)
+    assert torch.isfinite(
+        flow_matching_loss(GaussianPath(MU, SIGMA, "linear").velocity, x, coupling="ot").loss
+    )
     with pytest.raises(ValueError, match="weighting"):
         interpolant_loss(path.noise, x, "vp", "noise", weighting="sigma2")
     with pytest.raises(ValueError, match="coupling"):

@@ -56,22 +56,42 @@ def test_ode_samplers_exact_field(name: str, pred: str) -> None:
     x0 = exact_start(path, N, seed=11)
     exact = path.flow_map(x0, 0.0, 1.0)
     for method in ODE:
-        fs = FlowSampler(path.field(pred), path.interpolant, prediction=pred, integrator=method,
-                         n_steps=40, grid=_grid(name), rtol=1e-7, atol=1e-7)
+        fs = FlowSampler(
+            path.field(pred),
+            path.interpolant,
+            prediction=pred,
+            integrator=method,
+            n_steps=40,
+            grid=_grid(name),
+            rtol=1e-7,
+            atol=1e-7,
+        )
         out = fs.sample(x0)
         assert torch.isfinite(out.x).all(), (name, pred, method)
         # discretisation error measured pathwise against the exact flow map
         d_mean = (out.x - exact).mean(0).abs().max().item()
         d_cov = (torch.cov(out.x.T) - torch.cov(exact.T)).abs().max().item()
-        assert moments_ok(out.x, MU, SIGMA, z=Z, slack_mean=d_mean, slack_cov=d_cov), (name, pred, method)
+        assert moments_ok(out.x, MU, SIGMA, z=Z, slack_mean=d_mean, slack_cov=d_cov), (
+            name,
+            pred,
+            method,
+        )
         path_err = (out.x - exact).abs().max().item() / max(1.0, path.interpolant.prior_std())
         limit = {"euler": 0.3, "heun": 0.05, "midpoint": 0.05, "rk4": 5e-3, "dopri5": 5e-3}[method]
         if name == "vp" and pred in ("noise", "data"):
-            limit = max(limit, 0.05)  # last interval is a first-order DDIM step (sigma'(1) infinite)
+            limit = max(
+                limit, 0.05
+            )  # last interval is a first-order DDIM step (sigma'(1) infinite)
         assert path_err < limit, (name, pred, method, path_err)
     # power: the wrong law's field is rejected by the same test
-    fs = FlowSampler(wrong.field(pred), wrong.interpolant, prediction=pred, integrator="rk4",
-                     n_steps=40, grid=_grid(name))
+    fs = FlowSampler(
+        wrong.field(pred),
+        wrong.interpolant,
+        prediction=pred,
+        integrator="rk4",
+        n_steps=40,
+        grid=_grid(name),
+    )
     bad = fs.sample(x0).x
     assert not moments_ok(bad, MU, SIGMA, z=Z, slack_mean=0.01, slack_cov=0.01)
 
@@ -83,8 +103,15 @@ def test_sde_samplers_exact_field(name: str, pred: str) -> None:
     m0, c0 = path.marginal(0.0)
     diffusion = "natural" if name in ("vp", "ve") else "sigma"
     for method in SDE:
-        fs = FlowSampler(path.field(pred), path.interpolant, prediction=pred, integrator=method,
-                         n_steps=60, grid=_grid(name), diffusion=diffusion)
+        fs = FlowSampler(
+            path.field(pred),
+            path.interpolant,
+            prediction=pred,
+            integrator=method,
+            n_steps=60,
+            grid=_grid(name),
+            diffusion=diffusion,
+        )
         x0 = exact_start(path, N, seed=12)
         out = fs.sample(x0, generator=torch.Generator().manual_seed(13))
         assert torch.isfinite(out.x).all()
@@ -97,10 +124,13 @@ def test_sde_samplers_exact_field(name: str, pred: str) -> None:
         m, c = m0, c0
         for i in range(grid.numel() - 1):
             t, t1 = grid[i], grid[i + 1]
-            if i == grid.numel() - 2 and by_data:
-                step = lambda x, z, t=t, t1=t1: ddim_step(fs.field, x, t, t1)  # noqa: E731
-            else:
-                step = lambda x, z, t=t, t1=t1: sde_step(method, drift, fs.w, x, t, t1 - t, z)  # noqa: E731
+            last = i == grid.numel() - 2 and by_data
+
+            def step(x, z, t=t, t1=t1, last=last, fs=fs, method=method, drift=drift):
+                if last:
+                    return ddim_step(fs.field, x, t, t1)
+                return sde_step(method, drift, fs.w, x, t, t1 - t, z)
+
             m, c = propagate(step, m, c)
         # the sampler draws from that law (MCSE), and that law is N(mu, Sigma) up to its own error
         assert moments_ok(out.x, m, c, z=Z), (name, pred, method)
@@ -122,7 +152,9 @@ def _observed_order(method: str, name: str, pred: str = "velocity") -> float:
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])
-@pytest.mark.parametrize(("method", "order"), [("euler", 1), ("heun", 2), ("midpoint", 2), ("rk4", 4)])
+@pytest.mark.parametrize(
+    ("method", "order"), [("euler", 1), ("heun", 2), ("midpoint", 2), ("rk4", 4)]
+)
 def test_observed_order_on_exact_flow_map(name: str, method: str, order: int) -> None:
     observed = _observed_order(method, name)
     if name == "linear" and method == "midpoint":
@@ -139,7 +171,9 @@ def test_observed_order_power_check() -> None:
 
 def test_cosine_score_heun_no_endpoint_epsilon() -> None:
     """TorchEBM 0.8.9 ends at mean 7.7e5 here (cos(pi/2) != 0 and dα/α at the noise end)."""
-    path = GaussianPath(torch.ones(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), "cosine")
+    path = GaussianPath(
+        torch.ones(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), "cosine"
+    )
     fs = FlowSampler(path.score, "cosine", prediction="score", integrator="heun", n_steps=50)
     x0 = exact_start(path, N, seed=5)
     out = fs.sample(x0)
@@ -153,12 +187,17 @@ def test_ddim_deterministic_converges_to_flow_map(name: str) -> None:
     x0 = exact_start(path, 256, seed=6)
     exact = path.flow_map(x0, 0.0, 1.0)
     errs = [
-        (ddim_sample(path.noise, path.interpolant, "noise", n_steps=n, x0=x0, grid=_grid(name)).x - exact)
-        .abs().max().item()
+        (
+            ddim_sample(path.noise, path.interpolant, "noise", n_steps=n, x0=x0, grid=_grid(name)).x
+            - exact
+        )
+        .abs()
+        .max()
+        .item()
         for n in (25, 100)
     ]
     # first order: 4x the steps gives about 4x less error
-    assert 4 ** 0.75 < errs[0] / errs[1] < 4 ** 1.3, errs
+    assert 4**0.75 < errs[0] / errs[1] < 4**1.3, errs
 
 
 @pytest.mark.parametrize("name", INTERPOLANTS)
@@ -168,12 +207,17 @@ def test_ddpm_and_stochastic_ddim_exact_law(name: str, kind: str) -> None:
     field = ModelField(path.data, path.interpolant, "data")
     g = _grid(name)
     x0 = exact_start(path, N, seed=7)
-    if kind == "ddpm":
-        sample = lambda n: ddpm_sample(field, n_steps=n, x0=x0, grid=g, generator=torch.Generator().manual_seed(8))  # noqa: E731
-        upd = lambda x, z, t, t1: ddpm_update(field, x, t, t1, z)  # noqa: E731
-    else:
-        sample = lambda n: ddim_sample(field, n_steps=n, eta=1.0, x0=x0, grid=g, generator=torch.Generator().manual_seed(8))  # noqa: E731
-        upd = lambda x, z, t, t1: ddim_update(field, x, t, t1, z, eta=1.0)  # noqa: E731
+
+    def sample(n):
+        gen = torch.Generator().manual_seed(8)
+        if kind == "ddpm":
+            return ddpm_sample(field, n_steps=n, x0=x0, grid=g, generator=gen)
+        return ddim_sample(field, n_steps=n, eta=1.0, x0=x0, grid=g, generator=gen)
+
+    def upd(x, z, t, t1):
+        if kind == "ddpm":
+            return ddpm_update(field, x, t, t1, z)
+        return ddim_update(field, x, t, t1, z, eta=1.0)
 
     def law(grid):
         m, c = path.marginal(0.0)
@@ -205,20 +249,40 @@ def test_ncsn_annealed_langevin_exact_law() -> None:
     times = torch.linspace(0.0, 1.0, 8, dtype=torch.float64)
     lr, n_inner = 0.01, 40
     x0 = exact_start(path, N, seed=9)
-    out = annealed_langevin(path.score, ve, times=times, n_inner=n_inner, lr=lr, denoise=False,
-                            x0=x0, generator=torch.Generator().manual_seed(10))
+    out = annealed_langevin(
+        path.score,
+        ve,
+        times=times,
+        n_inner=n_inner,
+        lr=lr,
+        denoise=False,
+        x0=x0,
+        generator=torch.Generator().manual_seed(10),
+    )
     sig = ve.coefficients(times).sigma
     m, c = path.marginal(0.0)
     for i in range(times.numel()):
         eps = float(lr * sig[i] ** 2 / (2 * sig[-1] ** 2))
         t = times[i]
         for _ in range(n_inner):
-            m, c = propagate(lambda x, z, t=t, eps=eps: langevin_update(x, path.score(x, t.expand(1)), eps, z), m, c)
+            m, c = propagate(
+                lambda x, z, t=t, eps=eps: langevin_update(x, path.score(x, t.expand(1)), eps, z),
+                m,
+                c,
+            )
     assert moments_ok(out.x, m, c, z=Z)
     assert (c - SIGMA).abs().max() < 0.15  # the law after 40 steps per level (measured: 0.07)
     # power: a step rule without the σ_i² scaling does not reach the same law in the same steps
-    bad = annealed_langevin(path.score, ve, times=times, n_inner=n_inner, lr=lr * 1e-3, denoise=False,
-                            x0=x0, generator=torch.Generator().manual_seed(10))
+    bad = annealed_langevin(
+        path.score,
+        ve,
+        times=times,
+        n_inner=n_inner,
+        lr=lr * 1e-3,
+        denoise=False,
+        x0=x0,
+        generator=torch.Generator().manual_seed(10),
+    )
     assert not moments_ok(bad.x, m, c, z=Z)
 
 
@@ -241,27 +305,50 @@ def test_predictor_corrector_ve_gaussian() -> None:
     grid = time_grid(200, "karras", ve)
     m, c = path.marginal(0.0)
     for i in range(200):
-        m, c = propagate(lambda x, z, i=i: sde_step("euler_maruyama", drift, w, x, grid[i], grid[i + 1] - grid[i], z), m, c)
+        m, c = propagate(
+            lambda x, z, i=i: sde_step(
+                "euler_maruyama", drift, w, x, grid[i], grid[i + 1] - grid[i], z
+            ),
+            m,
+            c,
+        )
     d_mean, d_cov = (m - MU).abs().max().item(), (c - SIGMA).abs().max().item()
     for snr in (0.05, 0.16):
-        out = predictor_corrector(path.score, ve, n_steps=200, snr=snr, grid="karras", x0=x0,
-                                  generator=torch.Generator().manual_seed(15))
+        out = predictor_corrector(
+            path.score,
+            ve,
+            n_steps=200,
+            snr=snr,
+            grid="karras",
+            x0=x0,
+            generator=torch.Generator().manual_seed(15),
+        )
         assert moments_ok(out.x, MU, SIGMA, z=Z, slack_mean=d_mean, slack_cov=d_cov), snr
     wrong = GaussianPath(MU, WRONG_SIGMA, ve)
-    bad = predictor_corrector(wrong.score, ve, n_steps=200, snr=0.16, grid="karras", x0=x0,
-                              generator=torch.Generator().manual_seed(15))
+    bad = predictor_corrector(
+        wrong.score,
+        ve,
+        n_steps=200,
+        snr=0.16,
+        grid="karras",
+        x0=x0,
+        generator=torch.Generator().manual_seed(15),
+    )
     assert not moments_ok(bad.x, MU, SIGMA, z=Z, slack_mean=d_mean, slack_cov=d_cov)
 
 
 def test_flow_sampler_trajectory_and_errors() -> None:
     path = GaussianPath(MU, SIGMA, "linear")
     fs = FlowSampler(path.velocity, "linear", n_steps=5)
-    out = fs.sample(n=7, dtype=torch.float64, return_trajectory=True, generator=torch.Generator().manual_seed(0))
+    out = fs.sample(
+        n=7, dtype=torch.float64, return_trajectory=True, generator=torch.Generator().manual_seed(0)
+    )
     assert out.trajectory.shape == (6, 7, 2) and out.n_evals == 10
     with pytest.raises(ValueError, match="integrator"):
         FlowSampler(path.velocity, "linear", integrator="leapfrog")
     with pytest.raises(ValueError, match="prediction"):
         FlowSampler(path.velocity, "linear", prediction="energy")
     with pytest.raises(ValueError, match="natural"):
-        FlowSampler(path.velocity, "linear", integrator="euler_maruyama", diffusion="natural").sample(
-            n=3, dtype=torch.float64)
+        FlowSampler(
+            path.velocity, "linear", integrator="euler_maruyama", diffusion="natural"
+        ).sample(n=3, dtype=torch.float64)

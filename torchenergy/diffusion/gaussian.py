@@ -97,7 +97,11 @@ class GaussianPath:
         var = c.alpha[:, None] ** 2 * lam + self.interpolant.variance(t)[:, None]
         r = (x - c.alpha[:, None] * self.mean.to(x)) @ self.u.to(x)
         d = x.shape[1]
-        return 0.5 * (r.square() / var).sum(1) + 0.5 * torch.log(var).sum(1) + 0.5 * d * math.log(2 * math.pi)
+        return (
+            0.5 * (r.square() / var).sum(1)
+            + 0.5 * torch.log(var).sum(1)
+            + 0.5 * d * math.log(2 * math.pi)
+        )
 
     def field(self, prediction: str):
         """The exact ``model(x, t)`` for a prediction type (one of ``PREDICTIONS``)."""
