@@ -19,12 +19,12 @@ X = torch.randn(20, 2, generator=torch.Generator().manual_seed(1), dtype=torch.f
 )
 def test_exact_divergence_matches_gaussian_log_density(name: str, pred: str) -> None:
     path = GaussianPath(MU, SIGMA, name)
-    res = pf_ode_log_likelihood(path.field(pred), X, name, pred, method="rk4", n_steps=200)
+    res = pf_ode_log_likelihood(path.field(pred), X, name, pred, method="rk4", n_steps=100)
     err = (res.log_prob - path.log_prob(X)).abs().max().item()
     assert err <= 1e-6, err
     # power: the wrong law's field is off by far more than the tolerance
     wrong = GaussianPath(MU, 1.2 * SIGMA, name)
-    bad = pf_ode_log_likelihood(wrong.field(pred), X, name, pred, method="rk4", n_steps=200)
+    bad = pf_ode_log_likelihood(wrong.field(pred), X, name, pred, method="rk4", n_steps=100)
     assert (bad.log_prob - path.log_prob(X)).abs().max().item() > 1e-2
 
 
