@@ -3,6 +3,24 @@
 Time convention, once: **t = 1 is data, t = 0 is noise**; ``x_t = α(t) x_data + σ(t) ε``.
 Models are ``model(x, t) -> (C, *D)`` (or ``model(x, t, y)`` with labels) predicting a velocity,
 score, noise or data; :class:`ModelField` converts between them exactly on all of [0, 1].
+
+============================  ==========================================================
+module                        contents
+============================  ==========================================================
+``interpolants``              Linear, Cosine, VP (β schedule), VE paths: α, σ, α', σ', σσ'
+``fields``                    ``ModelField`` / ``convert``: exact conversions, finite at both ends
+``gaussian``                  ``GaussianPath``: closed-form fields, flow map, energies for N(μ, Σ)
+``grids``, ``ode``, ``sde``   uniform/Karras grids; Euler/Heun/midpoint/RK4/Dormand–Prince;
+                              Euler–Maruyama and stochastic Heun with a selectable diffusion
+``flow_sampler``              ``FlowSampler`` (PF-ODE or reverse SDE), ``ddim_step``
+``discrete``                  DDPM ancestral and DDIM(η) on any path and prediction
+``annealed``                  NCSN annealed Langevin, predictor–corrector (SNR rule)
+``losses``                    flow matching (independent / exact minibatch OT), DSM, DDPM loss
+``likelihood``                ``pf_ode_log_likelihood`` (exact or Hutchinson), bits/dim
+``energy``                    E(x, t) models with score −∇ₓE, products, MALA/HMC annealing
+``nets``, ``guidance``        TimeMLP, DiT (adaLN-Zero), classifier-free guidance
+``train``                     ``fit_flow`` / ``fit_score`` / ``fit_diffusion``
+============================  ==========================================================
 """
 
 from torchenergy.diffusion.annealed import (
