@@ -62,10 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.add_argument(
         "--model",
-        choices=("ebm", *_IMAGE_MODELS),
+        choices=("ebm", *_IMAGE_MODELS, *_FLOW_MODELS),
         default="ebm",
         help="ebm (default: the config-driven 2-D/digits run); on Fashion-MNIST: cnn (a plain "
-        "classifier), jem (joint energy classifier) or conv (IGEBM-style image EBM)",
+        "classifier), jem (joint energy classifier) or conv (IGEBM-style image EBM); flow "
+        "(flow matching) or score (denoising score matching over time) on a 2-D toy or "
+        "fashion_mnist, with key=value options steps, coupling (independent|ot), hidden, "
+        "batch_size, lr, guidance",
     )
     t.add_argument(
         "--data", help="data set (ebm runs: the same as data=NAME; cnn/jem/conv: fashion_mnist)"
@@ -117,6 +120,43 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _IMAGE_MODELS = ("cnn", "jem", "conv")
+_FLOW_MODELS = ("flow", "score")
+_FLOW_OPTIONS = {
+    "steps": int,
+    "coupling": str,
+    "hidden": int,
+    "batch_size": int,
+    "lr": float,
+    "n_eval": int,
+    "guidance": float,
+}
+
+
+def _train_flow(args: argparse.Namespace) -> int:
+    from torchenergy.cli.flow_recipes import train_flow
+    from torchenergy.cli.run_io import check_output_dir
+
+    if args.data is None:
+        raise CLIError(f"--model {args.model} needs --data (a 2-D toy or fashion_mnist)")
+    if args.resume or args.config:
+        raise CLIError(f"--resume and --config are for --model ebm runs, not --model {args.model}")
+    options: dict = {}
+    for item in args.overrides:
+        key, sep, raw = item.partition("=")
+        kind = _FLOW_OPTIONS.get(key)
+        if not sep or kind is None:
+            raise CLIError(
+                f"override {item!r} is not key=value with one of {', '.join(_FLOW_OPTIONS)}"
+            )
+        try:
+            options[key] = kind(raw)
+        except ValueError as err:
+            raise CLIError(f"override {key}={raw!r}: expected {kind.__name__}") from err
+    out = check_output_dir(args.out)
+    res = train_flow(args.model, args.data, out, seed=args.seed or 0, **options)
+    shown = {k: v for k, v in res.items() if k in ("heldout_nll", "mmd2", "train_seconds")}
+    print(f"trained {args.model} on {args.data}: {shown}; checkpoint: {res['checkpoint']}")
+    return 0
 
 
 def _image_overrides(model: str, overrides: list[str]) -> dict:
@@ -152,6 +192,18 @@ def _image_overrides(model: str, overrides: list[str]) -> dict:
     return out
 
 
+def _check_image_config(model: str, steps: int | None, overrides: dict) -> None:
+    """Build the run's config once so that a bad value fails before the work starts."""
+    from torchenergy.cli.image_recipes import JEM_DEFAULTS
+    from torchenergy.models import JEMConfig
+    from torchenergy.train import ImageEBMConfig
+
+    if model == "jem":
+        JEMConfig(**{**JEM_DEFAULTS, **({"steps": steps} if steps else {}), **overrides})
+    elif model == "conv":
+        ImageEBMConfig(**{**({"steps": steps} if steps else {}), **overrides})
+
+
 def _train_image(args: argparse.Namespace) -> int:
     from torchenergy.cli.image_recipes import train_fashion_mnist
     from torchenergy.cli.run_io import check_output_dir
@@ -168,6 +220,7 @@ def _train_image(args: argparse.Namespace) -> int:
         raise CLIError(f"--minutes must be > 0, got {args.minutes}")
     overrides = _image_overrides(args.model, args.overrides)
     steps = overrides.pop("steps", None)
+    _check_image_config(args.model, steps, overrides)  # before any folder is made
     out = check_output_dir(args.out)
     res = train_fashion_mnist(
         args.model,
@@ -188,6 +241,8 @@ def _train_image(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.model in _FLOW_MODELS:
+        return _train_flow(args)
     if args.model != "ebm":
         return _train_image(args)
     from torchenergy.cli.config import TrainConfig, load_config_file
