@@ -43,6 +43,7 @@ from torchenergy._checks import check_energy_shape, check_positive, check_positi
 from torchenergy.energies import Energy, TemperedEnergy
 from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.metropolis import metropolis_accept
+from torchenergy.samplers.proposals import check_finite_start
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = ["ParallelTempering", "TemperingInfo", "geometric_ladder", "tempering_state_type"]
@@ -396,6 +397,7 @@ class ParallelTempering(Sampler):
                 f"x must have shape (C, R, *D) with R = {self.n_replicas} replicas, got {got}"
             )
         c, r = x.shape[:2]
+        check_finite_start(x)
         flat = x.reshape(c * r, *x.shape[2:]).detach().clone()
         inner = self.inner_sampler(c, flat).init(flat)
         t_chain = self._chain_temps(c, inner.x)
