@@ -387,7 +387,8 @@ class ParallelTempering(Sampler):
         """Start every replica at ``x`` (C, *D)."""
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise TypeError(f"x must be a tensor (C, *D), got {type(x).__name__}")
-        return self.init_replicas(x.unsqueeze(1).expand(x.shape[0], self.n_replicas, *x.shape[1:]))
+        check_finite_start(x)
+        return self._init_replicas(x.unsqueeze(1).expand(x.shape[0], self.n_replicas, *x.shape[1:]))
 
     def init_replicas(self, x: Tensor) -> Any:
         """Start from per-replica points ``x`` (C, R, *D) (replica 0 is the coldest)."""
@@ -396,10 +397,21 @@ class ParallelTempering(Sampler):
             raise ValueError(
                 f"x must have shape (C, R, *D) with R = {self.n_replicas} replicas, got {got}"
             )
-        c, r = x.shape[:2]
         check_finite_start(x)
+        return self._init_replicas(x)
+
+    def _init_replicas(self, x: Tensor) -> Any:
+        c, r = x.shape[:2]
         flat = x.reshape(c * r, *x.shape[2:]).detach().clone()
-        inner = self.inner_sampler(c, flat).init(flat)
+        try:
+            inner = self.inner_sampler(c, flat).init(flat)
+        except ValueError as err:
+            if "not finite at the start" not in str(err):
+                raise
+            raise ValueError(
+                f"{err} (counted over the C·R = {c * r} replica chains: chain c, replica r is "
+                f"index c·R + r with R = {r})"
+            ) from None
         t_chain = self._chain_temps(c, inner.x)
         e = self._raw_energy(inner, t_chain).reshape(c, r)
         zeros = torch.zeros(c, max(r - 1, 0), device=flat.device, dtype=flat.dtype)
