@@ -73,7 +73,7 @@ def test_every_sampler_refuses_a_start_of_infinite_energy(name):
     x = torch.zeros(3, 2, dtype=F64)
     x[2, 0] = -1.0
     if name == "ParallelTempering":  # chain 2's three replicas, counted over C·R chains
-        pattern = r"not finite at the start x: 3 of 9 chains .*E\[6\] = inf.* index c·R \+ r"
+        pattern = r"not finite at the start x: 3 of 9 chains .*E\[6\] = inf.*index c·R \+ r"
     else:
         pattern = r"not finite at the start x: 1 of 3 chains .*E\[2\] = inf"
     with pytest.raises(ValueError, match=pattern):

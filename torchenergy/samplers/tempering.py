@@ -388,7 +388,8 @@ class ParallelTempering(Sampler):
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise TypeError(f"x must be a tensor (C, *D), got {type(x).__name__}")
         check_finite_start(x)
-        return self._init_replicas(x.unsqueeze(1).expand(x.shape[0], self.n_replicas, *x.shape[1:]))
+        expanded = x.unsqueeze(1).expand(x.shape[0], self.n_replicas, *x.shape[1:])
+        return self._init_replicas(expanded, given=x.shape)
 
     def init_replicas(self, x: Tensor) -> Any:
         """Start from per-replica points ``x`` (C, R, *D) (replica 0 is the coldest)."""
@@ -400,18 +401,19 @@ class ParallelTempering(Sampler):
         check_finite_start(x)
         return self._init_replicas(x)
 
-    def _init_replicas(self, x: Tensor) -> Any:
+    def _init_replicas(self, x: Tensor, given: Any = None) -> Any:
         c, r = x.shape[:2]
         flat = x.reshape(c * r, *x.shape[2:]).detach().clone()
         try:
             inner = self.inner_sampler(c, flat).init(flat)
-        except ValueError as err:
-            if "not finite at the start" not in str(err):
-                raise
-            raise ValueError(
-                f"{err} (counted over the C·R = {c * r} replica chains: chain c, replica r is "
-                f"index c·R + r with R = {r})"
-            ) from None
+        except (ValueError, TypeError) as err:
+            # the kernel saw the C·R replica chains: say how they map to the caller's x
+            shape = tuple(x.shape if given is None else given)
+            raise type(err)(
+                f"{err} (ParallelTempering ran x of shape {shape} as C·R = {c * r} replica "
+                f"chains of shape {tuple(flat.shape)}: chain c, replica r is index c·R + r, "
+                f"R = {r})"
+            ) from err
         t_chain = self._chain_temps(c, inner.x)
         e = self._raw_energy(inner, t_chain).reshape(c, r)
         zeros = torch.zeros(c, max(r - 1, 0), device=flat.device, dtype=flat.dtype)
