@@ -98,6 +98,16 @@ def test_data_negatives_refuse_a_non_finite_batch():
         DataNegatives(MALA(quad, 0.1))(_nan_start())
 
 
+def test_replay_buffer_refuses_non_finite_initial_chains():
+    from torchenergy.samplers import ReplayBuffer
+
+    initial = torch.zeros(6, 2)
+    initial[4, 1] = float("nan")
+    with pytest.raises(ValueError) as ei:
+        ReplayBuffer(6, initial=initial)
+    assert str(ei.value) == "initial holds 1 non-finite value(s) out of 12"
+
+
 def test_rbm_fit_refuses_nan_data():
     for rbm in (BernoulliRBM(4, 3), GaussianBernoulliRBM(4, 3)):
         data = torch.zeros(5, 4)
