@@ -283,7 +283,7 @@ def test_gradient_only_blocks_equal_stepping_with_traces(dtype):
 def test_gradient_only_blocks_replay_on_a_guard_and_hold_an_infinite_start():
     """float64 chains far out: the guard (4 λ_max Σ‖x − μ‖²) overflows while every energy is
     finite, so the block is replayed and nothing diverges; a chain started where its energy is
-    already infinite is held and reported, as stepping does."""
+    already infinite is refused at ``init`` with a ValueError naming it."""
     from torchenergy.energies import GaussianEnergy
 
     target = GaussianEnergy(torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64))
@@ -293,11 +293,11 @@ def test_gradient_only_blocks_replay_on_a_guard_and_hold_an_infinite_start():
     res, ref = _run_both(s, x0, 40, seed=3)
     _assert_same(res, ref, 40)
     assert not bool(res.diverged.any())
-    x0[2] = 1e155  # E = inf from the start: every proposal is held
-    with pytest.warns(RuntimeWarning, match="1 of 8 chains diverged"):
-        res, ref = _run_both(s, x0, 40, seed=3)
-    _assert_same(res, ref, 40)
-    assert res.diverged.tolist() == [False, False, True] + [False] * 5
+    x0[2] = 1e155  # E = inf from the start: refused at init (issue 15), on either path
+    with pytest.raises(
+        ValueError, match=r"not finite at the start x: 1 of 8 chains .*E\[2\] = inf"
+    ):
+        _run_both(s, x0, 40, seed=3)
 
 
 def test_gradient_only_blocks_on_a_harmonic_energy_with_an_event_shape():

@@ -18,6 +18,7 @@ __all__ = [
     "check_positive_int",
     "check_probability",
     "check_tensor",
+    "no_event_hint",
 ]
 
 
@@ -27,6 +28,16 @@ def _describe(value: Any) -> str:
             return f"tensor {value.tolist()!r} (shape {tuple(value.shape)})"
         return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
     return repr(value)
+
+
+def no_event_hint(name: str, x: Tensor) -> str:
+    """What an ``x`` of shape (C,) means, and the two shapes the user probably meant."""
+    n = x.shape[0]
+    return (
+        f"{name} of shape ({n},) is {n} chains with no event dimensions D (one point of "
+        f"dimension {n} is {name}.unsqueeze(0), shape (1, {n}); {n} scalar points are "
+        f"{name}.unsqueeze(-1), shape ({n}, 1))"
+    )
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
@@ -76,8 +87,10 @@ def check_tensor(name: str, value: Any, *, min_dim: int = 0, floating: bool = Fa
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dim() < min_dim:
+        hint = f": {no_event_hint(name, value)}" if value.dim() == 1 and min_dim >= 2 else ""
         raise ValueError(
-            f"{name} must have at least {min_dim} dimension(s) (C, *D), got shape {tuple(value.shape)}"
+            f"{name} must have at least {min_dim} dimension(s) (C, *D), got shape "
+            f"{tuple(value.shape)}{hint}"
         )
     if floating and not value.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
@@ -98,7 +111,8 @@ def check_energy_shape(energy: Tensor, x: Tensor, where: str = "energy_fn") -> N
     if not isinstance(energy, Tensor):
         raise TypeError(f"{where} must return a tensor of shape (C,), got {type(energy).__name__}")
     if energy.shape != x.shape[:1]:
+        hint = f"; {no_event_hint('x', x)}" if x.dim() == 1 else ""
         raise ValueError(
             f"{where} must map x of shape (C, *D) = {tuple(x.shape)} to energies of shape (C,) = "
-            f"({x.shape[0]},), got shape {tuple(energy.shape)}"
+            f"({x.shape[0]},), got shape {tuple(energy.shape)}{hint}"
         )

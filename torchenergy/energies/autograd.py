@@ -8,13 +8,58 @@ hook), which the samplers then use without autograd.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from torchenergy._checks import check_energy_shape, check_tensor
+from torchenergy._checks import check_energy_shape, check_tensor, no_event_hint
 from torchenergy.types import EnergyFn
 
-__all__ = ["autograd_energy_and_grad", "energy_and_grad", "grad_energy"]
+__all__ = [
+    "autograd_energy_and_grad",
+    "call_energy",
+    "energy_and_grad",
+    "explain_energy_error",
+    "grad_energy",
+]
+
+
+def explain_energy_error(energy_fn: Any, x: Tensor, err: Exception) -> Exception | None:
+    """A ``TypeError``/``ValueError`` that says why ``energy_fn(x)`` failed with ``err``, when
+    the cause is one a user meets first, else None (then ``err`` stands as it is):
+
+    * ``x``'s dtype differs from the floating parameters of an ``nn.Module`` energy (float32
+      data into a float64 model);
+    * ``x`` of shape (C,) has no event dimensions D.
+    """
+    where = type(energy_fn).__name__
+    if isinstance(energy_fn, torch.nn.Module):
+        dtypes = sorted({str(p.dtype) for p in energy_fn.parameters() if p.is_floating_point()})
+        if dtypes and str(x.dtype) not in dtypes:
+            want = dtypes[0]
+            return TypeError(
+                f"x has dtype {x.dtype} (shape {tuple(x.shape)}) but {where}'s parameters have "
+                f"dtype {', '.join(dtypes)}; convert one of them: x.to({want}) or "
+                f"{where}.to({x.dtype}) ({err})"
+            )
+    if x.dim() == 1:
+        return ValueError(
+            f"{where} failed on x of shape {tuple(x.shape)}: {no_event_hint('x', x)} ({err})"
+        )
+    return None
+
+
+def call_energy(energy_fn: EnergyFn, x: Tensor) -> Tensor:
+    """``energy_fn(x)``, with a failure from a dtype mismatch or an event-less ``x`` (C,)
+    re-raised as a ``TypeError``/``ValueError`` naming the shapes and dtypes."""
+    try:
+        return energy_fn(x)
+    except (RuntimeError, IndexError) as err:
+        better = explain_energy_error(energy_fn, x, err)
+        if better is None:
+            raise
+        raise better from err
 
 
 def autograd_energy_and_grad(
@@ -35,7 +80,7 @@ def autograd_energy_and_grad(
     """
     with torch.enable_grad():
         xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
-        energy = energy_fn(xg)
+        energy = call_energy(energy_fn, xg)
         check_energy_shape(energy, x, name or "energy_fn")
         grad = None
         if energy.requires_grad:
@@ -81,7 +126,13 @@ def energy_and_grad(
     check_tensor("x", x, min_dim=1, floating=True)
     closed = getattr(energy_fn, "energy_and_grad", None)
     if closed is not None and not create_graph:
-        energy, grad = closed(x)
+        try:
+            energy, grad = closed(x)
+        except (RuntimeError, IndexError) as err:
+            better = explain_energy_error(energy_fn, x, err)
+            if better is None:
+                raise
+            raise better from err
         check_energy_shape(energy, x, type(energy_fn).__name__)
         return energy.detach(), grad.detach()
     return autograd_energy_and_grad(energy_fn, x, create_graph=create_graph)

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_energy_shape
+from torchenergy.energies.autograd import call_energy
 
 __all__ = [
     "NonFiniteEnergyError",
@@ -45,7 +46,7 @@ def check_phase_finite(energy: Tensor, phase: str) -> None:
 
 def phase_energy(energy_fn, x: Tensor, phase: str) -> Tensor:
     """``energy_fn(x)`` (C,) checked for its shape and finiteness, errors naming ``phase``."""
-    energy = energy_fn(x)
+    energy = call_energy(energy_fn, x)
     check_energy_shape(energy, x)
     check_phase_finite(energy, phase)
     return energy

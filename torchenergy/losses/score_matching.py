@@ -54,6 +54,16 @@ def _prepare(x: Tensor) -> Tensor:
     return x.detach().requires_grad_(True)
 
 
+def _grad_of(total: Tensor, xg: Tensor) -> Tensor:
+    """``d total / d xg`` with the graph kept; zero when ``total`` does not depend on ``xg``
+    (an energy whose gradient is free of x, such as the affine ``E(x) = x·w``, has a zero
+    Hessian)."""
+    if not total.requires_grad:
+        return torch.zeros_like(xg)
+    (g,) = torch.autograd.grad(total, xg, create_graph=True, allow_unused=True)
+    return torch.zeros_like(xg) if g is None else g
+
+
 def score_matching(energy_fn: EnergyFn, x: Tensor) -> ScoreMatchingOutput:
     """Exact Hyvärinen score matching ``mean(1/2 ||grad E||^2 - tr(grad^2 E))``.
 
@@ -79,7 +89,7 @@ def score_matching(energy_fn: EnergyFn, x: Tensor) -> ScoreMatchingOutput:
     gflat = grad.reshape(grad.shape[0], -1)
     trace = torch.zeros_like(energy)
     for i in range(gflat.shape[1]):
-        (hcol,) = torch.autograd.grad(gflat[:, i].sum(), xg, create_graph=True)
+        hcol = _grad_of(gflat[:, i].sum(), xg)
         trace = trace + hcol.reshape(hcol.shape[0], -1)[:, i]
     per = 0.5 * gflat.pow(2).sum(-1) - trace
     return ScoreMatchingOutput(
@@ -127,7 +137,7 @@ def sliced_score_matching(
     energy, grad = energy_and_grad(energy_fn, xg, create_graph=True)
     check_phase_finite(energy, "positive")
     gv = flat_sum(grad * v)
-    (hv,) = torch.autograd.grad(gv.sum(), xg, create_graph=True)
+    hv = _grad_of(gv.sum(), xg)
     vhv = flat_sum(hv * v)
     if variance_reduction:
         first = 0.5 * flat_sum(grad.pow(2))

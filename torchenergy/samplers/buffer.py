@@ -27,7 +27,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from torchenergy._checks import check_positive_int, check_probability, check_tensor
+from torchenergy._checks import (
+    check_finite_tensor,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+)
 from torchenergy.types import Generator
 
 __all__ = ["ReplayBuffer", "sample_distribution"]
@@ -134,6 +139,7 @@ class ReplayBuffer:
             )
         if initial is not None:
             check_tensor("initial", initial, min_dim=1, floating=True)
+            check_finite_tensor("initial", initial)
             if initial.shape[0] != capacity:
                 raise ValueError(
                     f"initial must have shape (capacity, *D) = ({capacity}, ...), "

@@ -34,7 +34,7 @@ from torchenergy.energies import energy_and_grad
 from torchenergy.samplers.base import BaseInfo
 from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.metropolis import metropolis_accept
-from torchenergy.samplers.proposals import accept_select, finite_chains
+from torchenergy.samplers.proposals import accept_select, check_finite_start, finite_chains
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = ["GWGState", "GibbsWithGradients"]
@@ -74,9 +74,16 @@ class GibbsWithGradients(Sampler):
 
     def init(self, x: Tensor) -> GWGState:
         check_tensor("x", x, min_dim=2, floating=True)
-        if bool(((x != 0) & (x != 1)).any()):
-            raise ValueError("GibbsWithGradients needs binary x with values in {0, 1}")
+        check_finite_start(x)
+        bad = (x != 0) & (x != 1)
+        if bool(bad.any()):
+            first = torch.nonzero(bad)[0].tolist()
+            raise ValueError(
+                f"GibbsWithGradients needs binary x with values in {{0, 1}}, got "
+                f"{int(bad.sum())} other value(s), e.g. x{first} = {x[tuple(first)].item()!r}"
+            )
         e, g = energy_and_grad(self.energy_fn, x.detach())
+        check_finite_start(x, e, g)
         return GWGState(x.detach(), e, g)
 
     @staticmethod

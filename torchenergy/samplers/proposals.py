@@ -28,6 +28,7 @@ __all__ = [
     "chain_view",
     "check_clamp",
     "check_energy_fn",
+    "check_finite_start",
     "check_gradient_kernel",
     "check_init_x",
     "check_langevin_config",
@@ -203,8 +204,68 @@ def init_grad_state(energy_fn: EnergyFn, x: Tensor, **per_chain: Any) -> GradSta
     x = x.detach()
     for name, value in per_chain.items():
         check_per_chain(name, value, x)
+    check_finite_start(x)
     energy, grad = energy_and_grad(energy_fn, x)
+    check_finite_start(x, energy, grad)
     return GradState(x, energy, grad)
+
+
+def _finite_rows(t: Tensor) -> Tensor:
+    """(C,) bool: every entry of chain ``i`` of ``t`` (C, *D) is finite (exact, no sum)."""
+    return torch.isfinite(t).reshape(t.shape[0], -1).all(1)
+
+
+def _show_chains(bad: Tensor, values: Tensor, label: str) -> str:
+    """``label[i] = value`` for the first few chains ``i`` flagged in ``bad`` (C,)."""
+    idx = torch.nonzero(bad).flatten()[:4].tolist()
+    parts = []
+    for i in idx:
+        v = values[i].detach().flatten()
+        shown = v[:6].tolist()
+        parts.append(f"{label}[{i}] = {shown if v.numel() > 1 else shown[0]}")
+    more = ", ..." if int(bad.sum()) > len(idx) else ""
+    return ", ".join(parts) + more
+
+
+def check_finite_start(
+    x: Tensor, energy: Tensor | None = None, grad: Tensor | None = None, *, name: str = "x"
+) -> None:
+    """Refuse a non-finite start: raise ``ValueError`` naming the chains of ``x`` (C, *D) that
+    hold NaN or inf, or at which ``energy`` (C,) or ``grad`` (C, *D) is not finite.
+
+    One reduction and one host read per tensor, at ``init`` only (a chain must start where the
+    energy and its gradient are finite: the kernels hold or reject non-finite moves, so a chain
+    started there could never be told apart from a diverged one).
+
+    Example:
+        >>> check_finite_start(torch.tensor([[0.0, float("nan")]]))
+        Traceback (most recent call last):
+        ...
+        ValueError: x must be finite at the start: 1 of 1 chains hold NaN or inf (x[0] = [0.0, nan])
+    """
+    if energy is None:
+        ok = _finite_rows(x)
+        if not bool(ok.all()):
+            raise ValueError(
+                f"{name} must be finite at the start: {int((~ok).sum())} of {x.shape[0]} chains "
+                f"hold NaN or inf ({_show_chains(~ok, x, name)})"
+            )
+        return
+    ok = torch.isfinite(energy)
+    if not bool(ok.all()):
+        raise ValueError(
+            f"the energy is not finite at the start {name}: {int((~ok).sum())} of {x.shape[0]} "
+            f"chains have E({name}) NaN or inf ({_show_chains(~ok, energy, 'E')}); start the "
+            "chains where the energy is finite"
+        )
+    if grad is not None:
+        ok = _finite_rows(grad)
+        if not bool(ok.all()):
+            raise ValueError(
+                f"the energy's gradient is not finite at the start {name}: {int((~ok).sum())} of "
+                f"{x.shape[0]} chains ({_show_chains(~ok, grad, 'grad')}); start the chains where "
+                "the energy and its gradient are finite"
+            )
 
 
 def select_state(mask: Tensor, new: Any, old: Any) -> Any:

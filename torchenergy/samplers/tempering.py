@@ -43,6 +43,7 @@ from torchenergy._checks import check_energy_shape, check_positive, check_positi
 from torchenergy.energies import Energy, TemperedEnergy
 from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.metropolis import metropolis_accept
+from torchenergy.samplers.proposals import check_finite_start
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = ["ParallelTempering", "TemperingInfo", "geometric_ladder", "tempering_state_type"]
@@ -386,7 +387,9 @@ class ParallelTempering(Sampler):
         """Start every replica at ``x`` (C, *D)."""
         if not isinstance(x, Tensor) or x.dim() < 1:
             raise TypeError(f"x must be a tensor (C, *D), got {type(x).__name__}")
-        return self.init_replicas(x.unsqueeze(1).expand(x.shape[0], self.n_replicas, *x.shape[1:]))
+        check_finite_start(x)
+        expanded = x.unsqueeze(1).expand(x.shape[0], self.n_replicas, *x.shape[1:])
+        return self._init_replicas(expanded, given=x.shape)
 
     def init_replicas(self, x: Tensor) -> Any:
         """Start from per-replica points ``x`` (C, R, *D) (replica 0 is the coldest)."""
@@ -395,9 +398,22 @@ class ParallelTempering(Sampler):
             raise ValueError(
                 f"x must have shape (C, R, *D) with R = {self.n_replicas} replicas, got {got}"
             )
+        check_finite_start(x)
+        return self._init_replicas(x)
+
+    def _init_replicas(self, x: Tensor, given: Any = None) -> Any:
         c, r = x.shape[:2]
         flat = x.reshape(c * r, *x.shape[2:]).detach().clone()
-        inner = self.inner_sampler(c, flat).init(flat)
+        try:
+            inner = self.inner_sampler(c, flat).init(flat)
+        except (ValueError, TypeError) as err:
+            # the kernel saw the C·R replica chains: say how they map to the caller's x
+            shape = tuple(x.shape if given is None else given)
+            raise type(err)(
+                f"{err} (ParallelTempering ran x of shape {shape} as C·R = {c * r} replica "
+                f"chains of shape {tuple(flat.shape)}: chain c, replica r is index c·R + r, "
+                f"R = {r})"
+            ) from err
         t_chain = self._chain_temps(c, inner.x)
         e = self._raw_energy(inner, t_chain).reshape(c, r)
         zeros = torch.zeros(c, max(r - 1, 0), device=flat.device, dtype=flat.dtype)

@@ -115,6 +115,16 @@ def pack(emissions: Tensor, mask: Tensor | None, lengths: Tensor | None, num_tag
         raise TypeError(f"emissions must be a tensor (B, T, K), got {type(emissions).__name__}")
     if not emissions.is_floating_point():
         raise TypeError(f"emissions must be floating point, got dtype {emissions.dtype}")
+    if emissions.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"emissions must be float32 or float64, got dtype {emissions.dtype}: the forward "
+            "algorithm's sums of scores and its forbidden-move score (-1e30) overflow in half "
+            "precision; pass emissions.float()"
+        )
+    if emissions.dim() == 3 and emissions.shape[0] == 0:
+        raise ValueError(
+            f"emissions must hold at least one sequence (B >= 1), got shape {tuple(emissions.shape)}"
+        )
     if emissions.dim() != 3 or emissions.shape[2] != num_tags:
         raise ValueError(
             f"emissions must have shape (B, T, K) with K = num_tags = {num_tags}, got "
@@ -125,6 +135,13 @@ def pack(emissions: Tensor, mask: Tensor | None, lengths: Tensor | None, num_tag
             f"emissions must have T >= 1 positions, got shape {tuple(emissions.shape)}"
         )
     mask_bt = _as_mask(emissions, mask, lengths).to(emissions.device)
+    bad = ~torch.isfinite(emissions) & mask_bt.unsqueeze(2)
+    if bool(bad.any()):
+        b, t, k = torch.nonzero(bad)[0].tolist()
+        raise ValueError(
+            f"emissions must be finite at the positions the mask selects, got {int(bad.sum())} "
+            f"NaN or inf value(s), e.g. emissions[{b}, {t}, {k}] = {emissions[b, t, k].item()!r}"
+        )
     lengths = mask_bt.sum(dim=1)
     steps = int(lengths.max()) if lengths.numel() else 1
     prefix = torch.arange(emissions.shape[1], device=emissions.device).unsqueeze(

@@ -13,6 +13,7 @@ References:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -111,6 +112,30 @@ class CDStepTrainer:
         """Nothing to reload: the model's parameters are the working ones."""
 
 
+def check_rbm_data(rbm: Any, data: Tensor) -> None:
+    """Refuse empty or non-finite training ``data`` (N, V); warn when a Bernoulli RBM gets
+    values outside [0, 1] (they are read as probabilities of the binary visible units)."""
+    if data.shape[0] == 0:
+        raise ValueError(f"data must hold at least one row (N, V), got shape {tuple(data.shape)}")
+    bad = ~torch.isfinite(data)
+    if bool(bad.any()):
+        first = torch.nonzero(bad)[0].tolist()
+        raise ValueError(
+            f"data holds {int(bad.sum())} non-finite value(s) (NaN or inf) out of {data.numel()}, "
+            f"e.g. data{first} = {data[tuple(first)].item()!r}"
+        )
+    if isinstance(rbm, BernoulliRBM):
+        lo, hi = float(data.min()), float(data.max())
+        if lo < 0.0 or hi > 1.0:
+            warnings.warn(
+                f"data for a BernoulliRBM should lie in [0, 1] (binary units or their "
+                f"probabilities), got values in [{lo:g}, {hi:g}]; rescale it (e.g. x / x.max()) "
+                "or use GaussianBernoulliRBM for real-valued data",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 @register_trainer
 def fit_rbm(
     rbm: Any,
@@ -193,6 +218,7 @@ def fit_rbm(
         2
     """
     check_tensor("data", data, min_dim=2, floating=True)
+    check_rbm_data(rbm, data)
     for name, val in (("epochs", epochs), ("batch_size", batch_size), ("k", k)):
         check_positive_int(name, val)
     check_positive("lr", lr)
