@@ -165,7 +165,8 @@ def predictor_corrector(
         n_corrector: Langevin corrector steps after each predictor step.
         snr: the signal-to-noise ratio r (0.16 for VE on CIFAR-10 in the paper).
         diffusion: the predictor's diffusion coefficient (see :mod:`~torchenergy.diffusion.sde`).
-        (others as in :func:`annealed_langevin`)
+        model, interpolant, prediction, grid, x0, n, shape, y, dtype, generator, return_trajectory: as in
+            :func:`annealed_langevin`.
 
     Example:
         >>> from torchenergy.diffusion import GaussianPath, VEInterpolant

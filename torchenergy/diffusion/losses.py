@@ -45,7 +45,9 @@ __all__ = [
     "ot_pairing",
 ]
 
+#: The couplings of :func:`flow_matching_loss`: independent pairs or minibatch optimal transport.
 COUPLINGS = ("independent", "ot")
+#: The weightings of the denoising score-matching loss over time.
 WEIGHTINGS = ("none", "sigma2", "likelihood")
 
 
