@@ -45,7 +45,8 @@ from torchenergy.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from torchenergy.train.distributed import all_reduce_gradients, rank, rank_path
+from torchenergy.train.ddp import agree_on_loss, wrap_step
+from torchenergy.train.distributed import merge_rank_checkpoint, rank, rank_checkpoint, rank_path
 from torchenergy.train.ema import EMA
 
 __all__ = ["Trainer", "scalar_logs"]
@@ -104,9 +105,12 @@ class Trainer:
         state: named objects with ``state_dict``/``load_state_dict`` (a ``ReplayBuffer``...).
         config: JSON-like description of the run, stored in checkpoints (the CLI uses it).
         distributed: data-parallel training inside an initialised ``torch.distributed``
-            process group (see :mod:`torchenergy.train.distributed`): gradients and the loss
-            are averaged over ranks once per step, logging callbacks run on rank 0 only, a
-            ``DistributedSampler``'s epoch is set, and each rank checkpoints to its own file.
+            process group (see :mod:`torchenergy.train.distributed`): the step runs inside
+            ``DistributedDataParallel``, logging callbacks run on rank 0 only, a
+            ``DistributedSampler``'s epoch is set, rank 0 checkpoints the weights and every
+            rank its own sampler state.
+        ddp_options: keyword arguments for ``DistributedDataParallel`` (default
+            ``find_unused_parameters=True``; see :mod:`torchenergy.train.ddp`).
 
     Attributes:
         step: optimiser steps taken so far; epoch: completed passes over re-iterable data.
@@ -128,6 +132,7 @@ class Trainer:
         state: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
         distributed: bool = False,
+        ddp_options: Mapping[str, Any] | None = None,
     ) -> None:
         if distributed and not (
             torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -154,6 +159,8 @@ class Trainer:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
         self.distributed = bool(distributed)
+        # --- DDP (torchenergy.train.ddp): the whole step is one DistributedDataParallel call
+        self._ddp = wrap_step(model, step_fn, **(ddp_options or {})) if distributed else None
         self.callbacks = [cb for cb in callbacks if self.is_main or not cb.main_only]
         if isinstance(generators, torch.Generator):
             generators = {"generator": generators}
@@ -214,30 +221,20 @@ class Trainer:
         return out, logs
 
     def _distributed_backward(self, batch: Any, params: list[Tensor]) -> tuple[Any, Tensor]:
-        """``step_fn`` and backward on this rank, then the one collective of the step. A rank
-        whose ``step_fn`` raised still joins the collective (with a NaN loss) before raising, so
-        the others see the NaN and raise too rather than wait forever."""
+        """``step_fn`` inside the DDP forward, one tiny all-gather of the losses so that a
+        failure on any rank stops every rank (:func:`~torchenergy.train.ddp.agree_on_loss`),
+        then the backward, during which DDP all-reduces the gradients bucket by bucket."""
         error: BaseException | None = None
         out: Any = None
+        loss: Tensor | None = None
         try:
-            out = self.step_fn(batch)
+            out = self._ddp(batch)  # type: ignore[misc]
             loss = _loss_of(out)
-            if bool(torch.isfinite(loss.detach())):
-                loss.backward()
-            else:
-                error = _nonfinite_loss(loss, f"on rank {rank()} at step {self.step + 1}")
         except Exception as exc:  # re-raised after the collective
             error = exc
-        signal = torch.tensor(float("nan")) if error is not None else _loss_of(out).detach()
-        mean_loss = all_reduce_gradients(params, signal)
-        if error is not None:
-            raise error
-        assert mean_loss is not None
-        if not bool(torch.isfinite(mean_loss)):
-            raise FloatingPointError(
-                f"the loss averaged over ranks is {float(mean_loss)} at step {self.step + 1}: "
-                "another rank failed this step (its own error says why)"
-            )
+        mean_loss = agree_on_loss(loss, error, self.step + 1)
+        assert loss is not None
+        loss.backward()
         return out, mean_loss
 
     @property
@@ -417,13 +414,15 @@ class Trainer:
     def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
         """Write a checkpoint atomically; ``extra`` keys are stored beside the trainer state.
         Distributed: each rank writes its own file, :func:`~torchenergy.train.distributed.rank_path`."""
-        if self.distributed:
-            path = rank_path(path)
+        if self.distributed:  # rank 0: weights + its state; rank r: its own state only
+            return save_checkpoint(
+                rank_path(path), rank_checkpoint({**self.state_dict(), "extra": extra})
+            )
         return save_checkpoint(path, {**self.state_dict(), "extra": extra})
 
     def load(self, path: str | os.PathLike[str], *, restore_rng: bool = True) -> dict[str, Any]:
         """Resume from a checkpoint written by :meth:`save`; returns the raw checkpoint."""
-        ckpt = load_checkpoint(rank_path(path) if self.distributed else path)
+        ckpt = merge_rank_checkpoint(path) if self.distributed else load_checkpoint(path)
         self.load_state_dict(ckpt, restore_rng=restore_rng)
         return ckpt
 
