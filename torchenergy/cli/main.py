@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    t.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine, launched through torchrun (DDP; gloo "
+        "on CPU, nccl on GPU); for several machines run torchrun yourself (see the README)",
+    )
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint")
     s.add_argument("--checkpoint", required=True)
@@ -89,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from torchenergy.cli.config import TrainConfig, load_config_file
     from torchenergy.cli.run_io import train_to_folder
+
+    # --- distributed (torchenergy.train.distributed): relaunch under torchrun, or join its group
+    from torchenergy.train.distributed import launch_or_join
+
+    if args.nproc_per_node < 1:
+        raise CLIError(f"--nproc-per-node must be >= 1, got {args.nproc_per_node}")
+    launched = launch_or_join(args.nproc_per_node, ["-m", "torchenergy", "train"], sys.argv)
+    if launched is not None:  # this process was the launcher; the workers have finished
+        return launched
 
     base = load_config_file(args.config) if args.config else {}
     cfg = TrainConfig.from_dict(base, overrides=args.overrides)

@@ -32,6 +32,7 @@ from torchenergy.train import (
     TensorBoardLogger,
     load_checkpoint,
 )
+from torchenergy.train.distributed import merge_rank_checkpoint
 
 __all__ = ["train_to_folder"]
 
@@ -62,8 +63,12 @@ def train_to_folder(
         cbs.append(ProgressBar(desc=f"{cfg.loss} on {cfg.data}"))
     cbs.extend(callbacks)
     run: Run = build_run(cfg, callbacks=cbs)
-    if resume:
-        ckpt = load_checkpoint(ckpt_path)
+    if resume:  # distributed: rank 0's weights + this rank's own state, same world size
+        ckpt = (
+            merge_rank_checkpoint(ckpt_path)
+            if run.trainer.distributed
+            else load_checkpoint(ckpt_path)
+        )
         saved = ckpt.get("config", {})
         differs = {
             k: (saved.get(k), v)

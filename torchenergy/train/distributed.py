@@ -40,6 +40,7 @@ __all__ = [
     "broadcast_parameters",
     "distributed_loader",
     "is_distributed",
+    "launch_or_join",
     "merge_rank_checkpoint",
     "mix_buffers",
     "rank",
@@ -218,3 +219,43 @@ def mix_buffers(buffer: Any, fraction: float, *, generator: torch.Generator | No
     others = torch.cat([g for r, g in enumerate(gathered) if r != rank()])
     pick = torch.randint(others.shape[0], (n,), generator=generator)
     buffer.update(idx, others[pick])
+
+
+# ---------------------------------------------------------------------------- launching
+def launch_or_join(nproc: int, module_args: list[str], argv: list[str]) -> int | None:
+    """For ``torchenergy train --nproc-per-node N``: outside torchrun with ``N > 1``, run
+    ``torch.distributed.run`` (torchrun) on ``python -m torchenergy train ...`` with the same
+    arguments and return its exit code; inside torchrun (``WORLD_SIZE`` set), initialise the
+    process group (nccl with CUDA, else gloo) and return None; else return None."""
+    if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
+        if not torch.distributed.is_initialized():
+            cuda = torch.cuda.is_available()
+            if cuda:
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        return None
+    if nproc <= 1:
+        return None
+    from torch.distributed.run import main as torchrun
+
+    rest, skip = [], False
+    args = argv[1:]
+    if "train" in args:  # drop the program and command names, keep the options
+        args = args[args.index("train") + 1 :]
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc-per-node":
+            skip = True
+            continue
+        if a.startswith("--nproc-per-node="):
+            continue
+        rest.append(a)
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={nproc}", *module_args, *rest])
+    except SystemExit as exc:  # torchrun exits on failure; report the code instead
+        return int(exc.code or 0)
+    except Exception:  # ChildFailedError: a worker failed (its traceback is printed)
+        return 1
+    return 0
