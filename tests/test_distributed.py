@@ -173,12 +173,55 @@ def _worker(rank: int, world: int, port: int, out_dir: str, phase: str) -> None:
             out["resumed_at"] = tr.step
             tr.fit([x.chunk(world)[rank] for x in _batches("pcd")], max_epochs=1)
             out["full"] = _params(model)
+        elif phase == "fsdp":
+            out.update(_fsdp_runs([rank], distributed=True))
         torch.save(out, os.path.join(out_dir, f"{phase}{rank}.pt"))
         dist.destroy_process_group()
     except Exception:  # pragma: no cover - surfaced by the parent
         with open(os.path.join(out_dir, f"err{phase}{rank}.txt"), "w") as f:
             f.write(traceback.format_exc())
         raise
+
+
+def _fsdp_runs(shards, distributed):
+    """CD with Langevin negatives on an FSDP2-sharded MLP (no scalar parameters); DSM's
+    error text where FSDP cannot double-backward."""
+    from torchenergy.train.fsdp import shard_energy
+
+    out = {}
+    for loss in ("cd", "dsm"):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(2, 8), torch.nn.SiLU(), torch.nn.Linear(8, 1), torch.nn.Flatten(0)
+        ).to(F64)
+        if distributed:
+            shard_energy(net)
+        gens = [torch.Generator().manual_seed(100 + 1_000_003 * s) for s in shards]
+        make = losses.DataNegatives(Langevin(net, step_size=0.01), n_steps=2)
+
+        def one(x, g, loss=loss, net=net, make=make):
+            if loss == "cd":
+                return losses.contrastive_divergence(net, x, make(x, generator=g), l2_reg=0.1)
+            return losses.denoising_score_matching(net, x, sigma=0.3, generator=g)
+
+        def step_fn(x, gens=gens, one=one):
+            parts = x.chunk(len(gens))
+            return sum(one(p, g).loss for p, g in zip(parts, gens)) / len(parts)
+
+        opt = torch.optim.Adam(net.parameters(), lr=0.05)
+        tr = Trainer(net, opt, step_fn, distributed=distributed)
+        world = 2 if distributed else 1
+        data = [x.chunk(world)[shards[0]] if distributed else x for x in _batches("cd")[:STEPS]]
+        try:
+            tr.fit(data, max_epochs=1)
+            full = [
+                getattr(p, "full_tensor", lambda p=p: p)().detach().clone()
+                for p in net.parameters()
+            ]
+            out[loss] = full
+        except RuntimeError as exc:
+            out[loss] = str(exc).splitlines()[0]
+    return out
 
 
 def _spawn(tmp_path, phase):
@@ -245,3 +288,14 @@ def test_a_one_rank_group_trains_like_no_group(tmp_path):
         dist.destroy_process_group()
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_fsdp2_cd_on_cpu_matches_one_process_and_dsm_fails_clearly(tmp_path):
+    """FSDP2 (fully_shard) on CPU/gloo: CD trains like one process on the whole batch; DSM's
+    double backward hits freed shards (documented in torchenergy.train.fsdp)."""
+    outs = _spawn(tmp_path, "fsdp")
+    ref = _fsdp_runs([0, 1], distributed=False)
+    for a, b in zip(outs[0]["cd"], ref["cd"]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+    assert isinstance(outs[0]["dsm"], str) and "setStorage" in outs[0]["dsm"]

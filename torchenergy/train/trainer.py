@@ -48,6 +48,7 @@ from torchenergy.train.checkpoint import (
 from torchenergy.train.ddp import agree_on_loss, wrap_step
 from torchenergy.train.distributed import merge_rank_checkpoint, rank, rank_checkpoint, rank_path
 from torchenergy.train.ema import EMA
+from torchenergy.train.fsdp import is_fsdp
 
 __all__ = ["Trainer", "scalar_logs"]
 
@@ -160,7 +161,10 @@ class Trainer:
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
         self.distributed = bool(distributed)
         # --- DDP (torchenergy.train.ddp): the whole step is one DistributedDataParallel call
-        self._ddp = wrap_step(model, step_fn, **(ddp_options or {})) if distributed else None
+        fsdp = is_fsdp(model)  # FSDP2 shards reduce-scatter themselves: no DDP around them
+        self._ddp = (
+            wrap_step(model, step_fn, **(ddp_options or {})) if distributed and not fsdp else None
+        )
         self.callbacks = [cb for cb in callbacks if self.is_main or not cb.main_only]
         if isinstance(generators, torch.Generator):
             generators = {"generator": generators}
@@ -228,7 +232,7 @@ class Trainer:
         out: Any = None
         loss: Tensor | None = None
         try:
-            out = self._ddp(batch)  # type: ignore[misc]
+            out = self._ddp(batch) if self._ddp is not None else self.step_fn(batch)
             loss = _loss_of(out)
         except Exception as exc:  # re-raised after the collective
             error = exc
