@@ -30,7 +30,6 @@ from torchenergy.train import (
     CSVLogger,
     ProgressBar,
     TensorBoardLogger,
-    load_checkpoint,
 )
 from torchenergy.train.distributed import merge_rank_checkpoint
 
@@ -64,11 +63,7 @@ def train_to_folder(
     cbs.extend(callbacks)
     run: Run = build_run(cfg, callbacks=cbs)
     if resume:  # distributed: rank 0's weights + this rank's own state, same world size
-        ckpt = (
-            merge_rank_checkpoint(ckpt_path)
-            if run.trainer.distributed
-            else load_checkpoint(ckpt_path)
-        )
+        ckpt = merge_rank_checkpoint(ckpt_path)  # also checks the world size
         saved = ckpt.get("config", {})
         differs = {
             k: (saved.get(k), v)

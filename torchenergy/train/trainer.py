@@ -40,7 +40,6 @@ from torchenergy._checks import check_positive, check_positive_int
 from torchenergy.train.callbacks import Callback
 from torchenergy.train.checkpoint import (
     CheckpointError,
-    load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -426,7 +425,7 @@ class Trainer:
 
     def load(self, path: str | os.PathLike[str], *, restore_rng: bool = True) -> dict[str, Any]:
         """Resume from a checkpoint written by :meth:`save`; returns the raw checkpoint."""
-        ckpt = merge_rank_checkpoint(path) if self.distributed else load_checkpoint(path)
+        ckpt = merge_rank_checkpoint(path)  # checks the world size, merges rank 0's weights
         self.load_state_dict(ckpt, restore_rng=restore_rng)
         return ckpt
 
