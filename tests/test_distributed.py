@@ -20,7 +20,7 @@ from torchenergy.models import BernoulliRBM, BlockGibbs
 from torchenergy.samplers import Langevin, ReplayBuffer
 from torchenergy.train import CheckpointError, CheckpointEvery, Trainer
 from torchenergy.train.callbacks import Callback
-from torchenergy.train.distributed import all_reduce_gradients, rank_path, rank_seed
+from torchenergy.train.distributed import all_reduce_gradients, mix_buffers, rank_path, rank_seed
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed unavailable")
 
@@ -164,6 +164,9 @@ def _worker(rank: int, world: int, port: int, out_dir: str, phase: str) -> None:
             tr.fit([x.chunk(world)[rank] for x in _batches("pcd")], max_epochs=1)
             out["full"] = _params(model)
             out["seed"] = rank_seed(3)
+            buf = ReplayBuffer(8, (2,), initial=torch.full((8, 2), float(rank), dtype=F64))
+            mix_buffers(buf, 0.5, generator=torch.Generator().manual_seed(rank))
+            out["mixed"] = buf.data.clone()
         elif phase == "kill":
             _, tr = _trainer("pcd", 0, [rank], True, [CheckpointEvery(ck, 1), _Kill(3)])
             tr.fit([x.chunk(world)[rank] for x in _batches("pcd")], max_epochs=1)
@@ -242,6 +245,10 @@ def test_two_ranks_match_one_process_fail_together_and_resume_after_kill(tmp_pat
     assert outs[0]["nan"] == outs[1]["nan"]
     assert outs[0]["nan"].startswith("FloatingPointError: loss is not finite on rank(s) [1]")
     assert outs[0]["seed"] != outs[1]["seed"]
+    for r in range(2):  # half of each rank's chains now come from the other rank
+        assert (outs[r]["mixed"][:, 0] == 1 - r).sum() == 4 and (
+            outs[r]["mixed"][:, 0] == r
+        ).sum() == 4
 
     with pytest.raises(Exception):  # noqa: B017 - rank 1 dies with os._exit(3)
         _spawn(tmp_path, "kill")
