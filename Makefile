@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 PIP := $(VPY) -m pip
 STAMP := $(VENV)/.stamp
 
-.PHONY: venv install data demo test test-slow lint bench clean
+.PHONY: venv install data demo test test-slow lint bench docs gallery clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -46,5 +46,15 @@ lint: venv
 bench: install
 	$(VPY) bench/run_all.py
 
+# The documentation site, offline: mkdocs --strict fails on a broken link, snippet, docstring or a
+# public name missing from the API reference. Open site/index.html.
+docs: install
+	$(PIP) install -q -e ".[docs]"
+	PYTHONPATH=$(CURDIR) NO_MKDOCS_2_WARNING=1 $(VPY) -m mkdocs build --strict
+
+# The gallery's pictures (docs/gallery/, git-ignored): the demo and the examples, small budgets.
+gallery: install
+	$(VPY) docs/gen_gallery.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache build *.egg-info
+	rm -rf $(VENV) runs .pytest_cache build *.egg-info site docs/gallery

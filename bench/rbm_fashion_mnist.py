@@ -306,7 +306,7 @@ def reevaluate(args, out):
     bb = base_rate_bias(train)
     for name in args.only.split(","):
         rbm = BernoulliRBM(784, 500)
-        rbm.load_state_dict(torch.load(Path(args.models) / f"{name}.pt"))
+        rbm.load_state_dict(torch.load(Path(args.models) / f"{name}.pt", weights_only=True))
         g = torch.Generator().manual_seed(1)
         rec = evaluate(f"{name}_betas{args.n_betas}", rbm, test, bb, args, out, g, train=train)
         (out / f"rbm_reeval_{name}_{args.n_betas}.json").write_text(json.dumps(rec, indent=1))

@@ -19,7 +19,7 @@ import torch
 
 from torchenergy.data import load_fashion_mnist
 from torchenergy.models import BernoulliRBM, fit_rbm
-from torchenergy.models import rbm_train as rt
+from torchenergy.models.rbm._fused import FusedCD
 
 __all__ = ["main"]
 
@@ -28,8 +28,9 @@ def _update(rbm: BernoulliRBM, data, rows, seed: int, grad_dtype, centre: bool) 
     """The gradient (= the change of W with lr 1, no momentum) of one fused CD-1 step."""
     copy = BernoulliRBM(rbm.n_visible, rbm.n_hidden)
     copy.load_state_dict(rbm.state_dict())
-    tr = rt._FusedCD(
+    tr = FusedCD(
         copy,
+        lr=1.0,
         momentum=0.0,
         weight_decay=0.0,
         k=1,
@@ -42,7 +43,7 @@ def _update(rbm: BernoulliRBM, data, rows, seed: int, grad_dtype, centre: bool) 
         grad_dtype=grad_dtype,
     )
     tr.centre_grad = centre  # False: P rounded to bf16 as it is
-    tr.step(data, rows, 1.0, False)
+    tr.step(data, rows, False)
     tr.sync()
     return (rbm.W.detach() - copy.W.detach()).double()
 

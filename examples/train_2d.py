@@ -5,13 +5,16 @@ A plain PyTorch set-up (energy network, sampler, replay buffer, loss, Adam) with
 
     python examples/train_2d.py --data moons --steps 1500 --out runs/example
 
-and look at ``runs/example/*.png``. Interrupt it and run the same command with ``--resume``:
-it continues bit-identically from the last checkpoint.
+and look at ``runs/example/*.png``. Interrupt it (Ctrl-C) and run the same command with
+``--resume``: it continues bit-identically, as if it had never stopped. Ctrl-C lets the current
+step finish and ``CheckpointEvery`` then saves that step (a checkpoint only ever holds a step
+boundary), with the same torch thread count it needs to be bit-identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -58,7 +61,11 @@ def main() -> None:
     )
     if args.resume:
         trainer.load(out / "checkpoint.pt")
-    trainer.fit(lambda: sample_toy(args.data, 256, generator=g), max_steps=args.steps)
+    try:
+        trainer.fit(lambda: sample_toy(args.data, 256, generator=g), max_steps=args.steps)
+    except KeyboardInterrupt:  # the checkpoint now holds the last completed step
+        print(f"interrupted after step {trainer.step}; run again with --resume", file=sys.stderr)
+        raise SystemExit(130) from None
 
     model = trainer.ema.module
     test = sample_toy(args.data, 2000, generator=torch.Generator().manual_seed(1))

@@ -181,7 +181,7 @@ def test_adapt_bad_input():
     target = Gauss(COV2)
     x0 = torch.zeros(4, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="adapt_mass=True needs"):
-        adapt(MALA(target, 0.1), x0, 10, adapt_mass=True)
+        adapt(Langevin(target, 0.1), x0, 10, adapt_mass=True)
     with pytest.raises(ValueError, match="target_accept"):
         adapt(MALA(target, 0.1), x0, 10, target_accept=1.5)
     with pytest.raises(TypeError, match="frozen-dataclass"):

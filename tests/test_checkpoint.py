@@ -54,12 +54,17 @@ def test_missing_corrupt_and_foreign_files(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nope.pt")
     (tmp_path / "garbage.pt").write_bytes(b"\x00\x01 not a checkpoint")
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match=r"is not a torchenergy checkpoint \(not a file"):
         load_checkpoint(tmp_path / "garbage.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="the file is empty"):
+        load_checkpoint(tmp_path / "empty.pt")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_checkpoint(tmp_path)
     save_checkpoint(tmp_path / "good.pt", {"w": torch.ones(1000)})
     data = (tmp_path / "good.pt").read_bytes()
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
         load_checkpoint(tmp_path / "truncated.pt")
     torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a torchenergy checkpoint"):
@@ -76,11 +81,15 @@ def test_arbitrary_pickle_is_never_executed(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
         pickle.dump({"format": "torchenergy.checkpoint/1", "x": _Evil()}, f)
-    with pytest.raises(CheckpointError, match="corrupt or not a safe"):
+    with pytest.raises(CheckpointError, match="not a torchenergy checkpoint") as info:
         load_checkpoint(path)
+    # never the hint torch gives (load with weights_only=False would run the payload)
+    assert "weights_only" not in str(info.value) and "safe load does not run" in str(info.value)
     torch.save({"format": "torchenergy.checkpoint/1", "x": _Evil()}, path)
-    with pytest.raises(CheckpointError, match="corrupt or not a safe"):
+    with pytest.raises(CheckpointError, match="not a torchenergy checkpoint") as info:
         load_checkpoint(path)
+    # never the hint torch gives (load with weights_only=False would run the payload)
+    assert "weights_only" not in str(info.value) and "safe load does not run" in str(info.value)
 
 
 def test_rng_state_round_trip_through_a_file(tmp_path):
@@ -122,3 +131,22 @@ def test_trainer_checkpoint_mismatch_is_a_clear_error(tmp_path):
     t3 = Trainer(net, torch.optim.SGD(net.parameters(), lr=0.1), lambda b: b, ema=0.9)
     with pytest.raises(CheckpointError, match="EMA"):
         t3.load(tmp_path / "a.pt")
+
+
+def test_bench_and_examples_load_with_weights_only():
+    """Every ``torch.load`` in bench/ and examples/ passes ``weights_only=True``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    calls = []
+    for path in [*root.glob("bench/**/*.py"), *root.glob("examples/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
+                safe = any(
+                    k.arg == "weights_only" and ast.unparse(k.value) == "True"
+                    for k in node.keywords
+                )
+                calls.append((f"{path.name}:{node.lineno}", safe))
+    assert calls, "no torch.load found: is the scan looking in the right place?"
+    assert [c for c, safe in calls if not safe] == []

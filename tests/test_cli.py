@@ -61,7 +61,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
     assert main(["evaluate", "--checkpoint", str(bad)]) == 2
-    assert "corrupt" in _err_line(capsys)
+    assert "is not a torchenergy checkpoint (not a file written by torch.save)" in _err_line(capsys)
     from torchenergy.train import save_checkpoint
 
     save_checkpoint(tmp_path / "noconfig.pt", {"step": 1})

@@ -14,11 +14,13 @@ from tests._sampler_targets import ParamQuad, single_thread  # noqa: F401
 from torchenergy.samplers import (
     HMC,
     MALA,
+    NUTS,
     AnnealedLangevin,
     GradientDescent,
     Langevin,
     Nesterov,
     ParallelTempering,
+    RandomWalkMetropolis,
     geometric_schedule,
     run_chain,
 )
@@ -33,6 +35,9 @@ SAMPLERS = [
     pytest.param(lambda e: MALA(e, 0.1), True, id="mala"),
     pytest.param(lambda e: HMC(e, 0.1, 3), True, id="hmc"),
     pytest.param(lambda e: HMC(e, 0.1, 2, inverse_mass=0.5, jitter=0.2), True, id="hmc-mass-jit"),
+    pytest.param(lambda e: NUTS(e, 0.1, max_depth=4), True, id="nuts"),
+    pytest.param(lambda e: NUTS(e, 0.1, inverse_mass=0.5, max_depth=3), True, id="nuts-mass"),
+    pytest.param(lambda e: RandomWalkMetropolis(e, 0.3), True, id="rwm"),
     pytest.param(lambda e: GradientDescent(e, 0.05), False, id="gradient-descent"),
     pytest.param(lambda e: Nesterov(e, 0.05, momentum=0.5), False, id="nesterov"),
     pytest.param(

@@ -254,3 +254,128 @@ def test_dataloader_with_its_own_generator_resumes_bit_identically(tmp_path):
     broken._epoch_rng["generators"]["__data_loader__"] = wrong
     broken.fit(loader3, max_steps=17)
     assert not torch.equal(straight.model[0].weight, broken.model[0].weight)
+
+
+# ---------------------------------------------------------------- interrupts: step boundaries only
+def _failing_at(trainer: Trainer, at: int, how: str) -> None:
+    """Make step ``at`` fail after its negatives are drawn (buffer and generators have moved)."""
+    import signal
+
+    inner = trainer.step_fn
+
+    def step_fn(batch):
+        out = inner(batch)
+        if trainer.step + 1 == at:
+            if how == "signal":  # a real Ctrl-C in the middle of the step
+                signal.raise_signal(signal.SIGINT)
+            elif how == "interrupt":
+                raise KeyboardInterrupt
+            else:
+                raise RuntimeError("a transient failure")
+        return out
+
+    trainer.step_fn = step_fn
+
+
+@pytest.mark.parametrize(
+    ("how", "error", "saved"),
+    [
+        ("interrupt", KeyboardInterrupt, 8),
+        ("signal", KeyboardInterrupt, 9),
+        ("error", RuntimeError, 8),
+    ],
+)
+def test_a_step_that_fails_is_rolled_back_and_the_boundary_saved(tmp_path, how, error, saved):
+    from torchenergy.train import CheckpointEvery
+
+    straight, data, buf_a = _library_pcd_trainer(seed=1)
+    straight.fit(data, max_steps=16)
+
+    first, data1, _ = _library_pcd_trainer(seed=1)
+    first.callbacks.append(CheckpointEvery(tmp_path / "c.pt", every=100))  # saves on fit end
+    sound = first.step_fn
+    _failing_at(first, 9, how)
+    with pytest.raises(error):
+        first.fit(data1, max_steps=16)
+    assert first.step == saved and first.at_boundary and not first.completed
+    assert load_checkpoint_step(tmp_path / "c.pt") == saved
+
+    resumed, data2, buf_b = _library_pcd_trainer(seed=4)
+    resumed.load(tmp_path / "c.pt")
+    resumed.fit(data2, max_steps=16)
+    _assert_identical(_snapshot(straight), _snapshot(resumed))
+    for key, value in buf_a.state_dict().items():
+        assert torch.equal(value, buf_b.state_dict()[key])
+    assert torch.equal(straight.generators["g"].get_state(), resumed.generators["g"].get_state())
+    # the trainer that failed also continues in memory as if nothing had happened
+    first.step_fn = sound
+    first.fit(data1, max_steps=16)
+    _assert_identical(_snapshot(straight), _snapshot(first))
+
+
+def load_checkpoint_step(path) -> int:
+    from torchenergy.train import load_checkpoint
+
+    return load_checkpoint(path)["step"]
+
+
+@pytest.mark.parametrize("at", [5, 8])  # mid-epoch, and the first batch of the second epoch
+def test_dataloader_step_that_fails_is_rolled_back(at):
+    torch.manual_seed(123)
+    straight, loader = _regression_trainer(seed=1)
+    straight.fit(loader, max_steps=17)
+    torch.manual_seed(123)
+    failing, loader1 = _regression_trainer(seed=1)
+    sound = failing.step_fn
+    _failing_at(failing, at, "error")
+    with pytest.raises(RuntimeError, match="transient"):
+        failing.fit(loader1, max_steps=17)
+    assert failing.step == at - 1
+    failing.step_fn = sound
+    failing.fit(loader1, max_steps=17)  # global RNG (shuffle, dropout) was put back too
+    _assert_identical(_snapshot(straight), _snapshot(failing))
+
+
+def test_an_error_inside_the_optimiser_update_tears_the_trainer(tmp_path):
+    from torchenergy.train import CheckpointError, CheckpointEvery
+
+    trainer, data, _ = _library_pcd_trainer(seed=1)
+    trainer.callbacks.append(CheckpointEvery(tmp_path / "c.pt", every=3))
+    real_step = trainer.optimizer.step
+
+    def broken(*args, **kwargs):
+        if trainer.step == 4:
+            raise RuntimeError("optimiser failed half-way")
+        return real_step(*args, **kwargs)
+
+    trainer.optimizer.step = broken
+    with pytest.raises(RuntimeError, match="half-way"):
+        trainer.fit(data, max_steps=10)
+    assert not trainer.at_boundary
+    assert load_checkpoint_step(tmp_path / "c.pt") == 3  # the last boundary stays on disk
+    with pytest.raises(CheckpointError, match="optimiser update of step 5"):
+        trainer.save(tmp_path / "torn.pt")
+    with pytest.raises(RuntimeError, match="torn"):
+        trainer.fit(data, max_steps=10)
+    trainer.load(tmp_path / "c.pt")
+    trainer.optimizer.step = real_step
+    trainer.fit(data, max_steps=10)  # fine again after a load
+    assert trainer.step == 10
+
+
+def test_interrupted_fit_logs_no_extra_row_and_threads_are_checked(tmp_path):
+    from torchenergy.train import CSVLogger
+
+    trainer, data, _ = _library_pcd_trainer(seed=1)
+    trainer.callbacks.append(CSVLogger(tmp_path / "log.csv", every=4))
+    _failing_at(trainer, 7, "interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(data, max_steps=10)
+    steps = [r.split(",")[0] for r in (tmp_path / "log.csv").read_text().splitlines()[1:]]
+    assert steps == ["4"]  # no row for the interrupted fit's last step (6)
+    state = trainer.state_dict()
+    assert state["num_threads"] == torch.get_num_threads()
+    other, data2, _ = _library_pcd_trainer(seed=2)
+    other.load_state_dict({**state, "num_threads": torch.get_num_threads() + 1})
+    with pytest.warns(RuntimeWarning, match="not be bit-identical"):
+        other.fit(data2, max_steps=8)

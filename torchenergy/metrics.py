@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_positive_int, check_tensor
+from torchenergy.metrics_images import frechet_distance as frechet_distance
+from torchenergy.metrics_images import kernel_distance as kernel_distance
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = [

@@ -32,4 +32,5 @@ EnergyFn = Callable[[Tensor], Tensor]
 ScoreFn = Callable[[Tensor], Tensor]
 #: A positive float, or a tensor broadcastable to the chains (e.g. shape (C,)) for per-chain sizes.
 StepSize = float | Tensor
+#: The ``generator=`` keyword of every random function: a ``torch.Generator`` or None.
 Generator = torch.Generator | None

@@ -26,6 +26,7 @@ __all__ = [
     "ENERGIES",
     "LOSSES",
     "SAMPLERS",
+    "SEED_MAX",
     "TrainConfig",
     "load_config_file",
     "parse_overrides",
@@ -34,6 +35,7 @@ __all__ = [
 LOSSES = ("pcd", "cd", "short_run", "sm", "ssm", "dsm", "nce", "eqm")
 SAMPLERS = ("langevin", "mala", "hmc")
 ENERGIES = ("mlp", "conv")
+SEED_MAX = 2**63 - 1
 
 
 @dataclass
@@ -149,6 +151,8 @@ class TrainConfig:
             _positive_int(name, getattr(self, name))
         for name in ("n_train", "steps", "snapshot_every", "checkpoint_every", "seed"):
             _positive_int(name, getattr(self, name), allow_zero=True)
+        if self.seed > SEED_MAX:  # torch generators take at most 64 bits (seed + offsets)
+            raise ValueError(f"seed must be an int in [0, 2**63 - 1], got {self.seed!r}")
         for name in ("beta1", "beta2", "reinit_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0 or (name != "reinit_prob" and v >= 1.0):

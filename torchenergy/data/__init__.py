@@ -1,5 +1,7 @@
-"""Data sets that work offline: 2-D toys, sklearn digits, Fashion-MNIST, MNIST-5k, CoNLL-U corpora."""
+"""Data sets that work offline: 2-D toys, sklearn digits, Fashion-MNIST, MNIST-5k, Animal-MNIST,
+CoNLL-U corpora."""
 
+from torchenergy.data.animal_mnist import animal_mnist_dir, load_animal_mnist
 from torchenergy.data.conllu import (
     Sentence,
     load_porttinari,
@@ -27,7 +29,9 @@ __all__ = [
     "Sentence",
     "ToyDataset",
     "Vocabulary",
+    "animal_mnist_dir",
     "fashion_mnist_dir",
+    "load_animal_mnist",
     "load_digits",
     "load_fashion_mnist",
     "load_mnist_5k",

@@ -18,6 +18,7 @@ from torch import Tensor
 
 __all__ = ["FASHION_MNIST_CLASSES", "fashion_mnist_dir", "load_fashion_mnist", "read_idx"]
 
+#: Class names of Fashion-MNIST, indexed by label 0-9.
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
     "Trouser",

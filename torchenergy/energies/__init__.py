@@ -18,6 +18,7 @@ from torchenergy.energies.base import (
     SumEnergy,
     TemperedEnergy,
 )
+from torchenergy.energies.discrete import binary_states, numbered_states, sample_bernoulli
 from torchenergy.energies.neural import ConvEnergy, FourierFeatures, MLPEnergy
 
 __all__ = [
@@ -37,6 +38,9 @@ __all__ = [
     "ScaledEnergy",
     "SumEnergy",
     "TemperedEnergy",
+    "binary_states",
     "energy_and_grad",
     "grad_energy",
+    "numbered_states",
+    "sample_bernoulli",
 ]

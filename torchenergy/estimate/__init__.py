@@ -3,6 +3,7 @@
 from torchenergy.estimate.ais import (
     AISResult,
     AnnealingPath,
+    FusedAnnealingPath,
     GeometricPath,
     ais,
     ais_schedule,
@@ -27,6 +28,7 @@ from torchenergy.estimate.rbm_paths import RBMAnnealingPath, base_rate_bias
 __all__ = [
     "AISResult",
     "AnnealingPath",
+    "FusedAnnealingPath",
     "GeometricPath",
     "LogLikelihoodEstimate",
     "RBMAnnealingPath",

@@ -2,12 +2,12 @@
 
 A *path* is a family of unnormalised densities ``p_β(x) ∝ exp(-E_β(x))``, ``β`` from 0 to 1, whose
 base ``p_0`` can be sampled exactly and has a known ``log Z_0``, and whose end ``p_1`` is the
-target. It provides ``energy(x, beta) -> (C,)``, ``base_sample(n, generator=)``,
-``base_log_partition() -> scalar`` and ``kernel(beta) -> sampler`` (any kernel of the sampler
-protocol leaving ``p_β`` invariant; pass ``kernel=`` to :func:`ais` to use another one). A path
-may also offer ``anneal(betas, x, reverse=, generator=) -> (log_w, x)``, a fused sweep with the
-same draws and result as the generic loop with its own kernel (the RBM path does), used when no
-other kernel is asked for.
+target: an :class:`AnnealingPath`, with ``energy(x, beta) -> (C,)``, ``base_sample(n,
+generator=)``, ``base_log_partition() -> scalar`` and ``kernel(beta) -> sampler`` (any kernel of
+the sampler protocol leaving ``p_β`` invariant; pass ``kernel=`` to :func:`ais` to use another
+one). A :class:`FusedAnnealingPath` also offers ``anneal(betas, x, reverse=, generator=)``, a
+fused sweep with the same draws and result as the generic loop with its own kernel (the RBM path
+does), used when no other kernel is asked for.
 
 Forward AIS (Neal 2001): ``x_1 ~ p_0``; for ``k = 1..K``
 ``log w += E_{β_{k-1}}(x) - E_{β_k}(x)``, then ``x ← T_{β_k}(x)``. ``E[w] = Z_1/Z_0``, so
@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -43,6 +43,7 @@ from torchenergy.types import EnergyFn, Generator
 __all__ = [
     "AISResult",
     "AnnealingPath",
+    "FusedAnnealingPath",
     "GeometricPath",
     "ais",
     "ais_schedule",
@@ -61,6 +62,25 @@ class AnnealingPath(Protocol):
     def base_log_partition(self) -> Tensor: ...
 
     def kernel(self, beta: float) -> Any: ...
+
+
+@runtime_checkable
+class FusedAnnealingPath(AnnealingPath, Protocol):
+    """An :class:`AnnealingPath` with a fused sweep, the fast path of :func:`ais` / :func:`reverse_ais`.
+
+    Used when no ``kernel=`` is given, ``n_steps == 1`` and ``k == 1`` (the path's kernel makes
+    one round per transition). Invariant: ``anneal(betas, x, reverse=, generator=)`` returns
+    ``(log_w (C,), x)`` equal to the generic loop with ``kernel(β)``: the same random draws in
+    the same order, so the same final states ``x`` bit for bit, and ``log_w`` equal up to the
+    rounding of the energy differences (summed in another order); tested in
+    ``tests/test_estimate.py``.
+    """
+
+    k: int
+
+    def anneal(
+        self, betas: list[float], x: Tensor, *, reverse: bool = False, generator: Generator = None
+    ) -> tuple[Tensor, Tensor]: ...
 
 
 class AISResult(NamedTuple):
@@ -177,6 +197,35 @@ def _transition(k: Any, x: Tensor, n_steps: int, generator: Generator) -> Tensor
     return state.x
 
 
+def _anneal(
+    path: Any,
+    bs: list[float],
+    x: Tensor,
+    *,
+    reverse: bool,
+    kernel: Callable[[EnergyFn], Any] | None,
+    n_steps: int,
+    generator: Generator,
+) -> tuple[Tensor, Tensor]:
+    """One sweep along ``bs`` (``reverse``: from 1 down to 0): ``(log_w (C,), final x)``.
+
+    ``log w += E_{β_prev}(x) - E_{β_next}(x)`` at every step, with ``x ← T_{β_next}(x)`` in
+    between (the kernel of the distribution just reached).
+    """
+    if _fast(path, kernel, n_steps):
+        return path.anneal(bs, x, reverse=reverse, generator=generator)
+    seq = bs[::-1] if reverse else bs
+    log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    e_prev = path.energy(x, seq[0])
+    for k in range(1, len(seq)):
+        e_k = path.energy(x, seq[k])
+        log_w += (e_prev - e_k).to(torch.float64)
+        if k < len(seq) - 1:
+            x = _transition(_kernel_at(path, seq[k], kernel), x, n_steps, generator)
+            e_prev = path.energy(x, seq[k])
+    return log_w, x
+
+
 def ais(
     path: Any,
     betas: Sequence[float] | Tensor | int,
@@ -202,7 +251,7 @@ def ais(
         :class:`AISResult` with ``log Z_1`` estimate, standard error and ESS.
 
     Example:
-        >>> from torchenergy.estimate.rbm_paths import RBMAnnealingPath
+        >>> from torchenergy.estimate import RBMAnnealingPath
         >>> from torchenergy.models import BernoulliRBM
         >>> rbm = BernoulliRBM(5, 3, generator=torch.Generator().manual_seed(0))
         >>> r = ais(RBMAnnealingPath(rbm), 100, 50, generator=torch.Generator().manual_seed(1))
@@ -214,18 +263,9 @@ def ais(
     bs = _betas(betas)
     with torch.no_grad():
         x = path.base_sample(n_chains, generator=generator)
-        if _fast(path, kernel, n_steps):
-            log_w, x = path.anneal(bs, x, generator=generator)
-            lme, se, ess = log_weight_stats(log_w)
-            return AISResult(path.base_log_partition().to(torch.float64) + lme, se, ess, log_w, x)
-        log_w = torch.zeros(n_chains, dtype=torch.float64, device=x.device)
-        e_prev = path.energy(x, bs[0])
-        for k in range(1, len(bs)):
-            e_k = path.energy(x, bs[k])
-            log_w += (e_prev - e_k).to(torch.float64)
-            if k < len(bs) - 1:
-                x = _transition(_kernel_at(path, bs[k], kernel), x, n_steps, generator)
-                e_prev = path.energy(x, bs[k])
+        log_w, x = _anneal(
+            path, bs, x, reverse=False, kernel=kernel, n_steps=n_steps, generator=generator
+        )
         lme, se, ess = log_weight_stats(log_w)
         log_z = path.base_log_partition().to(torch.float64) + lme
     return AISResult(log_z, se, ess, log_w, x)
@@ -258,19 +298,15 @@ def reverse_ais(
     check_positive_int("n_steps", n_steps)
     bs = _betas(betas)
     with torch.no_grad():
-        x = x_target.detach()
-        if _fast(path, kernel, n_steps):
-            log_w, x = path.anneal(bs, x, reverse=True, generator=generator)
-            lme, se, ess = log_weight_stats(log_w)
-            return AISResult(path.base_log_partition().to(torch.float64) - lme, se, ess, log_w, x)
-        log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-        e_cur = path.energy(x, bs[-1])
-        for k in range(len(bs) - 1, 0, -1):
-            e_lower = path.energy(x, bs[k - 1])
-            log_w += (e_cur - e_lower).to(torch.float64)
-            if k > 1:
-                x = _transition(_kernel_at(path, bs[k - 1], kernel), x, n_steps, generator)
-                e_cur = path.energy(x, bs[k - 1])
+        log_w, x = _anneal(
+            path,
+            bs,
+            x_target.detach(),
+            reverse=True,
+            kernel=kernel,
+            n_steps=n_steps,
+            generator=generator,
+        )
         lme, se, ess = log_weight_stats(log_w)
         log_z = path.base_log_partition().to(torch.float64) - lme
     return AISResult(log_z, se, ess, log_w, x)

@@ -1,6 +1,7 @@
 """Exact partition functions, distributions and samples by enumeration of small discrete models.
 
-* :func:`binary_states`: rows ``start..stop-1`` of the table of all ``2^n`` binary vectors.
+* :func:`binary_states` (re-exported from :mod:`torchenergy.energies.discrete`, its home): rows
+  ``start..stop-1`` of the table of all ``2^n`` binary vectors.
 * :func:`log_partition_enumerate`: ``log Z = logsumexp_x -E(x)`` over ``{0,1}^n`` (or ``{-1,+1}^n``)
   for any energy, vectorised and chunked (memory ``O(chunk · n)``).
 * :func:`exact_distribution`: all states and their probabilities (n up to about 20).
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_energy_shape, check_positive_int
+from torchenergy.energies import binary_states, numbered_states
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = [
@@ -28,35 +30,6 @@ __all__ = [
     "rbm_exact_sample",
     "rbm_log_partition",
 ]
-
-_MAX_UNITS = 40
-
-
-def binary_states(
-    n: int,
-    start: int = 0,
-    stop: int | None = None,
-    *,
-    spin: bool = False,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """The binary vectors numbered ``start .. stop-1`` (bit ``i`` of the index is unit ``i``).
-
-    Shapes: returns (stop - start, n). ``spin=True`` maps {0, 1} to {-1, +1}.
-
-    Example:
-        >>> binary_states(2).tolist()
-        [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
-    """
-    check_positive_int("n", n)
-    if n > _MAX_UNITS:
-        raise ValueError(f"enumeration needs n <= {_MAX_UNITS} units, got n={n}")
-    stop = 2**n if stop is None else stop
-    idx = torch.arange(start, stop, device=device, dtype=torch.long)
-    bits = (idx[:, None] >> torch.arange(n, device=device)) & 1
-    out = bits.to(dtype)
-    return 2 * out - 1 if spin else out
 
 
 def _chunks(n: int, chunk_size: int) -> range:
@@ -126,13 +99,15 @@ def exact_distribution(
         return x, torch.softmax(-e.to(dtype), 0)
 
 
-def _small_layer(rbm: Any) -> str:
+def _summed_layer(rbm: Any) -> tuple[str, EnergyFn, int]:
+    """The binary layer to enumerate, ``(name, its marginal energy, its size)``: the smaller one,
+    always the hidden layer of a Gaussian-Bernoulli RBM (``v`` is integrated in closed form)."""
     if not hasattr(rbm, "hidden_free_energy"):
         raise TypeError(f"expected an RBM with hidden_free_energy, got {type(rbm).__name__}")
     binary_visible = not hasattr(rbm, "log_var")
     if binary_visible and rbm.n_visible < rbm.n_hidden:
-        return "visible"
-    return "hidden"
+        return "visible", rbm.free_energy, rbm.n_visible
+    return "hidden", rbm.hidden_free_energy, rbm.n_hidden
 
 
 def rbm_log_partition(
@@ -151,21 +126,9 @@ def rbm_log_partition(
         True
     """
     model = _as_dtype(rbm, dtype)
-    layer = _small_layer(model)
-    if layer == "hidden":
-        return log_partition_enumerate(
-            model.hidden_free_energy,
-            model.n_hidden,
-            chunk_size=chunk_size,
-            dtype=dtype,
-            device=model.W.device,
-        )
+    _, free_energy, n_units = _summed_layer(model)
     return log_partition_enumerate(
-        model.free_energy,
-        model.n_visible,
-        chunk_size=chunk_size,
-        dtype=dtype,
-        device=model.W.device,
+        free_energy, n_units, chunk_size=chunk_size, dtype=dtype, device=model.W.device
     )
 
 
@@ -187,11 +150,9 @@ def rbm_exact_sample(
     """
     check_positive_int("n", n)
     model = _as_dtype(rbm, dtype)
-    layer = _small_layer(model)
-    m = model.n_hidden if layer == "hidden" else model.n_visible
+    layer, fe, m = _summed_layer(model)
     if m > 25:
         raise ValueError(f"exact sampling enumerates 2^{m} states; the smaller layer must be <= 25")
-    fe = model.hidden_free_energy if layer == "hidden" else model.free_energy
     dev = model.W.device
     with torch.no_grad():
         logp = torch.cat(
@@ -203,6 +164,6 @@ def rbm_exact_sample(
         cdf = torch.cumsum(torch.softmax(logp, 0), 0)
         u = torch.rand(n, generator=generator, dtype=dtype, device=dev) * cdf[-1]
         idx = torch.searchsorted(cdf, u).clamp_max(2**m - 1)
-        states = ((idx[:, None] >> torch.arange(m, device=dev)) & 1).to(dtype)
+        states = numbered_states(idx, m, dtype=dtype)
         v = model.sample_visible(states, generator=generator) if layer == "hidden" else states
     return v.to(rbm.W.dtype)

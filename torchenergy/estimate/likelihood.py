@@ -21,6 +21,7 @@ from torch import Tensor
 from torchenergy._checks import check_energy_shape, check_positive_int, check_tensor
 from torchenergy.estimate.ais import ais, reverse_ais
 from torchenergy.estimate.rbm_paths import RBMAnnealingPath
+from torchenergy.models import BernoulliRBM
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = [
@@ -128,11 +129,9 @@ def pseudo_log_likelihood(energy_fn: EnergyFn, x: Tensor, *, chunk_size: int = 6
     check_positive_int("chunk_size", chunk_size)
     if bool(((x != 0) & (x != 1)).any()):
         raise ValueError("pseudo_log_likelihood needs binary x with values in {0, 1}")
-    from torchenergy.models.rbm import BernoulliRBM
-
     with torch.no_grad():
         if isinstance(energy_fn, BernoulliRBM):
-            return _rbm_pl(energy_fn, energy_fn._flat(x), chunk_size)
+            return _rbm_pl(energy_fn, energy_fn.flatten_visible(x), chunk_size)
         shape = x.shape
         flat = x.flatten(1)
         d = flat.shape[1]

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from torchenergy._checks import check_tensor
-from torchenergy.models.rbm import _bernoulli
+from torchenergy.energies import sample_bernoulli
+from torchenergy.models.rbm import BlockGibbs
 from torchenergy.types import Generator
 
 __all__ = ["RBMAnnealingPath", "base_rate_bias"]
@@ -53,10 +54,12 @@ class _IntermediateRBM:
     def __call__(self, v: Tensor) -> Tensor:
         return self.path.energy(v, self.beta)
 
+    def sample_hidden_from_input(self, a: Tensor, generator: Generator) -> Tensor:
+        """``h ~ σ(β a)`` for the hidden input ``a = c + (features of v)ᵀW`` (C, H)."""
+        return sample_bernoulli(torch.sigmoid(self.beta * a), generator=generator)
+
     def sample_hidden(self, v: Tensor, *, generator: Generator = None) -> Tensor:
-        rbm = self.path.rbm
-        a = torch.addmm(rbm.c, rbm.visible_features(v), rbm.W)
-        return _bernoulli(torch.sigmoid(self.beta * a), generator)
+        return self.sample_hidden_from_input(self.path.hidden_input(v), generator)
 
     def sample_visible(self, h: Tensor, *, generator: Generator = None) -> Tensor:
         rbm, beta = self.path.rbm, self.beta
@@ -65,7 +68,7 @@ class _IntermediateRBM:
             z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
             return mean + z * torch.exp(0.5 * rbm.lv)
         logits = (1 - beta) * self.path.base_bias + beta * torch.addmm(rbm.b, h, rbm.W.T)
-        return _bernoulli(torch.sigmoid(logits), generator)
+        return sample_bernoulli(torch.sigmoid(logits), generator=generator)
 
 
 class RBMAnnealingPath:
@@ -98,11 +101,16 @@ class RBMAnnealingPath:
                 )
             self.base_bias = bb.detach().to(rbm.b.dtype)
 
+    def hidden_input(self, v: Tensor) -> Tensor:
+        """``a = c + (features of v)ᵀW`` (C, V) -> (C, H), shared by every β."""
+        rbm = self.rbm
+        return torch.addmm(rbm.c, rbm.visible_features(v), rbm.W)
+
     def energy(self, v: Tensor, beta: float) -> Tensor:
         rbm = self.rbm
         with torch.no_grad():
-            v = rbm._flat(v)
-            a = torch.addmm(rbm.c, rbm.visible_features(v), rbm.W)
+            v = rbm.flatten_visible(v)
+            a = self.hidden_input(v)
             soft = F.softplus(beta * a).sum(-1)
             if self.gaussian:
                 return 0.5 * ((v - rbm.b) ** 2 * torch.exp(-rbm.lv)).sum(-1) - soft
@@ -117,7 +125,7 @@ class RBMAnnealingPath:
                 )
                 return rbm.b + z * torch.exp(0.5 * rbm.lv)
             p = torch.sigmoid(self.base_bias).expand(n, -1)
-            return _bernoulli(p, generator)
+            return sample_bernoulli(p, generator=generator)
 
     def base_log_partition(self) -> Tensor:
         rbm = self.rbm
@@ -144,13 +152,9 @@ class RBMAnnealingPath:
         Forward: ``x`` are base samples; reverse: target samples. Returns ``(log_w (C,), x)``.
         """
         rbm = self.rbm
-        gauss = self.gaussian
         with torch.no_grad():
-            x = rbm._flat(x)
-            dlin = None if gauss else rbm.b - self.base_bias
-
-            def hid(v: Tensor) -> Tensor:
-                return torch.addmm(rbm.c, rbm.visible_features(v), rbm.W)
+            x = rbm.flatten_visible(x)
+            dlin = None if self.gaussian else rbm.b - self.base_bias
 
             def diff(v: Tensor, a: Tensor, b_hi: float, b_lo: float) -> Tensor:
                 # E_{b_lo}(v) - E_{b_hi}(v)
@@ -159,19 +163,13 @@ class RBMAnnealingPath:
                     d = d + (b_hi - b_lo) * (v @ dlin)
                 return d.to(torch.float64)
 
-            def gibbs(v: Tensor, a: Tensor, beta: float) -> Tensor:
-                h = _bernoulli(torch.sigmoid(beta * a), generator)
-                if gauss:
-                    mean = rbm.b + beta * (h @ rbm.W.T)
-                    z = torch.randn(
-                        mean.shape, generator=generator, dtype=mean.dtype, device=mean.device
-                    )
-                    return mean + z * torch.exp(0.5 * rbm.lv)
-                logits = (1 - beta) * self.base_bias + beta * torch.addmm(rbm.b, h, rbm.W.T)
-                return _bernoulli(torch.sigmoid(logits), generator)
+            def gibbs(a: Tensor, beta: float) -> Tensor:
+                at = self.at(beta)
+                h = at.sample_hidden_from_input(a, generator)
+                return at.sample_visible(h, generator=generator)
 
             log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-            a = hid(x)
+            a = self.hidden_input(x)
             k_all = range(1, len(betas)) if not reverse else range(len(betas) - 1, 0, -1)
             last = len(betas) - 1 if not reverse else 1
             for k in k_all:
@@ -182,11 +180,9 @@ class RBMAnnealingPath:
                     log_w += diff(x, a, betas[k], betas[k - 1])
                     t = betas[k]
                 if k != last:
-                    x = gibbs(x, a, t)
-                    a = hid(x)
+                    x = gibbs(a, t)
+                    a = self.hidden_input(x)
         return log_w, x
 
     def kernel(self, beta: float) -> Any:
-        from torchenergy.models.rbm import BlockGibbs
-
         return BlockGibbs(self.at(beta), k=self.k)

@@ -27,9 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive, check_positive_int, check_tensor
-from torchenergy.energies.base import Energy
-from torchenergy.samplers.base import BaseInfo
-from torchenergy.samplers.driver import Sampler
+from torchenergy.energies import Energy, binary_states, sample_bernoulli
+from torchenergy.models.rbm.gibbs import gibbs_info
+from torchenergy.samplers import BaseInfo, Sampler
 from torchenergy.types import Generator
 
 __all__ = ["BoltzmannMachine", "SiteGibbs", "SiteGibbsState", "fit_boltzmann", "moments"]
@@ -108,11 +108,10 @@ class BoltzmannMachine(Energy):
             w = self.weight
             idx = range(self.n_units) if order is None else order.tolist()
             for i in idx:
-                p = torch.sigmoid(self.conditional_logit(x, i, w))
-                u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
-                on = u < p
-                off = -1.0 if self.spin else 0.0
-                x[:, i] = torch.where(on, torch.ones_like(p), torch.full_like(p, off))
+                on = sample_bernoulli(
+                    torch.sigmoid(self.conditional_logit(x, i, w)), generator=generator
+                )
+                x[:, i] = 2.0 * on - 1.0 if self.spin else on
             return x
 
 
@@ -159,9 +158,7 @@ class SiteGibbs(Sampler):
         for _ in range(self.sweeps):
             order = torch.randperm(n, generator=generator) if self.random_order else None
             x = self.energy_fn.gibbs_sweep(x, order=order, generator=generator)
-        ones = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
-        no = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        return SiteGibbsState(x), BaseInfo(ones, ~no, no, no)
+        return SiteGibbsState(x), gibbs_info(x)
 
 
 def moments(x: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -204,8 +201,6 @@ def fit_boltzmann(
     m_d, c_d = moments(data.to(bm.W.dtype))
     chains = None
     if negatives == "exact":
-        from torchenergy.estimate.enumerate import binary_states
-
         if bm.n_units > 20:
             raise ValueError(f"exact negatives enumerate 2^n states; n_units={bm.n_units} > 20")
         states = binary_states(bm.n_units, spin=bm.spin, dtype=bm.W.dtype, device=bm.W.device)

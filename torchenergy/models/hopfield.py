@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_positive_int, check_tensor
-from torchenergy.energies.base import Energy
+from torchenergy.energies import Energy
 from torchenergy.types import Generator
 
 __all__ = ["HopfieldNetwork", "ModernHopfield", "RecallResult"]

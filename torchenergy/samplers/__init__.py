@@ -43,7 +43,9 @@ from torchenergy.samplers.hmc import HMC
 from torchenergy.samplers.integrators import kinetic_energy, leapfrog, sample_momentum
 from torchenergy.samplers.langevin import Langevin
 from torchenergy.samplers.mala import MALA, mala_log_proposal
+from torchenergy.samplers.mass import DenseMass
 from torchenergy.samplers.metropolis import metropolis_accept
+from torchenergy.samplers.nuts import NUTS
 from torchenergy.samplers.proposals import (
     GradState,
     hold_nonfinite,
@@ -51,16 +53,19 @@ from torchenergy.samplers.proposals import (
     select_state,
     where_chains,
 )
+from torchenergy.samplers.rwm import RandomWalkMetropolis
 from torchenergy.samplers.tempering import ParallelTempering, geometric_ladder
 
 __all__ = [
     "HMC",
     "MALA",
+    "NUTS",
     "AnnealedLangevin",
     "BaseInfo",
     "BlockKernel",
     "ChainResult",
     "DataNegatives",
+    "DenseMass",
     "DivergenceError",
     "GibbsWithGradients",
     "GradState",
@@ -71,6 +76,7 @@ __all__ = [
     "ParallelTempering",
     "PersistentNegatives",
     "PersistentStateNegatives",
+    "RandomWalkMetropolis",
     "ReplayBuffer",
     "Sampler",
     "ShortRunNegatives",

@@ -17,7 +17,9 @@ the chain runs at ε_m; afterwards at ε̄ (the averaged iterate).
 Mass matrix: Welford's streaming mean/variance of the draws during Stan-style slow windows
 (an initial fast buffer, doubling windows, a terminal fast buffer). At the end of each window the
 HMC inverse mass is set to the regularised variance ``n/(n+5) var + 1e-3 · 5/(n+5)`` and the
-step-size adaptation restarts.
+step-size adaptation restarts. With ``dense_mass=True`` the pooled streaming covariance of the
+flattened draws (:class:`~torchenergy.samplers.mass.WelfordCovariance`, regularised the same
+way towards ``1e-3 I``) becomes a :class:`~torchenergy.samplers.DenseMass`.
 
 References:
     Hoffman & Gelman, "The No-U-Turn Sampler", JMLR 15 (2014), section 3.2.
@@ -38,6 +40,7 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive, check_positive_int, check_probability
+from torchenergy.samplers.mass import DenseMass, WelfordCovariance
 from torchenergy.types import Generator
 
 __all__ = [
@@ -259,6 +262,8 @@ class AdaptResult(NamedTuple):
 
 def _default_target(sampler: Any) -> float:
     inner = getattr(sampler, "kernel", sampler)  # parallel tempering: the kernel inside
+    if hasattr(inner, "max_depth"):  # NUTS: the acceptance statistic of Stan / BlackJAX
+        return 0.8
     return 0.65 if hasattr(inner, "n_leapfrog") else 0.574
 
 
@@ -271,6 +276,7 @@ def adapt(
     adapt_step_size: bool = True,
     adapt_mass: bool | None = None,
     per_chain: bool = False,
+    dense_mass: bool = False,
     dual_averaging: DualAveraging | None = None,
     init_buffer: int = 75,
     term_buffer: int = 50,
@@ -299,9 +305,14 @@ def adapt(
         sampler: a frozen-dataclass kernel with a ``step_size`` field (MALA, HMC, ...).
         x0: initial points (C, *D) or a kernel State.
         n_warmup: warm-up transitions (the returned state is after them).
-        target_accept: δ; default 0.65 for kernels with ``n_leapfrog`` (HMC), else 0.574 (MALA).
+        target_accept: δ; default 0.8 for NUTS, 0.65 for kernels with ``n_leapfrog`` (HMC),
+            else 0.574 (MALA, random-walk Metropolis: aim lower, e.g. 0.3, for the latter).
         adapt_step_size: tune ε (otherwise only the mass).
-        adapt_mass: tune the inverse mass; default True when the sampler has ``inverse_mass``.
+        adapt_mass: tune the inverse mass; default True for HMC and NUTS (kernels with an
+            ``inverse_mass`` and ``n_leapfrog`` / ``max_depth``); pass True for the
+            preconditioner of MALA or random-walk Metropolis.
+        dense_mass: estimate a dense ``M⁻¹`` (:class:`~torchenergy.samplers.DenseMass`, the
+            pooled covariance) instead of the diagonal one.
         per_chain: one step size per chain (C,) instead of one pooled float.
         dual_averaging: constants for :class:`DualAveraging` (``target_accept`` overrides).
         init_buffer, term_buffer, base_window: Stan's window sizes.
@@ -339,11 +350,18 @@ def adapt(
             f"{type(sampler).__name__} has no step_size field to adapt (fields: {sorted(names)})"
         )
     if adapt_mass is None:
-        adapt_mass = "inverse_mass" in names
+        # Hamiltonian kernels (HMC, NUTS) by default; MALA / random-walk Metropolis opt in
+        hamiltonian = "n_leapfrog" in names or "max_depth" in names
+        adapt_mass = "inverse_mass" in names and hamiltonian
     elif adapt_mass and "inverse_mass" not in names:
         raise ValueError(
             f"adapt_mass=True needs a sampler with an inverse_mass field; "
             f"{type(sampler).__name__} has {sorted(names)}"
+        )
+    if dense_mass and not adapt_mass:
+        raise ValueError(
+            f"dense_mass=True needs mass adaptation (adapt_mass={adapt_mass}) on a sampler with "
+            f"an inverse_mass field; {type(sampler).__name__} has {sorted(names)}"
         )
     delta = _default_target(sampler) if target_accept is None else target_accept
     da_cfg = dual_averaging if dual_averaging is not None else DualAveraging()
@@ -376,7 +394,7 @@ def adapt(
     )
     ends = {end for _, end in windows}
     slow = (windows[0][0], windows[-1][1]) if windows else (0, 0)
-    welford = Welford()
+    welford: Any = WelfordCovariance() if dense_mass else Welford()
     wstate = welford.init(x)
 
     current = sampler
@@ -391,7 +409,10 @@ def adapt(
         if slow[0] <= t < slow[1]:
             wstate = welford.update(wstate, state.x)
         if (t + 1) in ends:
-            inv_mass = welford.variance(wstate)
+            if dense_mass:
+                inv_mass: Any = DenseMass(welford.covariance(wstate))
+            else:
+                inv_mass = welford.variance(wstate)
             current = dataclasses.replace(current, inverse_mass=inv_mass)
             state = current.init(state.x)
             wstate = welford.init(state.x)

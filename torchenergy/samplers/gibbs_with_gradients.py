@@ -34,7 +34,7 @@ from torchenergy.energies import energy_and_grad
 from torchenergy.samplers.base import BaseInfo
 from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.metropolis import metropolis_accept
-from torchenergy.samplers.proposals import finite_chains, select_state
+from torchenergy.samplers.proposals import accept_select, finite_chains
 from torchenergy.types import EnergyFn, Generator
 
 __all__ = ["GWGState", "GibbsWithGradients"]
@@ -114,9 +114,7 @@ class GibbsWithGradients(Sampler):
         finite = finite_chains(e_new, g_new)
         log_r = self.log_accept_ratio(state, idx, e_new, x_new, g_new)
         mh = metropolis_accept(log_r, finite, generator=generator)
-        acc = mh.accepted
-        new = select_state(acc, GWGState(x_new, e_new, g_new), state)
-        return new, BaseInfo(mh.accept_prob, acc, mh.nonfinite, torch.zeros_like(acc))
+        return accept_select(mh, GWGState(x_new, e_new, g_new), state)
 
     def step(self, state: GWGState, *, generator: Generator = None) -> tuple[GWGState, BaseInfo]:
         info = None

@@ -1,4 +1,4 @@
-"""Hamiltonian Monte Carlo with a diagonal mass matrix and per-chain Metropolis correction.
+"""Hamiltonian Monte Carlo with a diagonal or dense mass matrix and per-chain Metropolis correction.
 
 Transition: draw ``p ~ N(0, M)``; run ``L`` leapfrog steps of size ε on
 ``H(x, p) = E(x) + 0.5 · pᵀ M⁻¹ p``; accept the end point with probability
@@ -12,18 +12,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from torchenergy._checks import check_positive, check_positive_int
+from torchenergy._checks import check_positive_int
 from torchenergy.samplers.base import BaseInfo
 from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.integrators import kinetic_energy, leapfrog, sample_momentum
+from torchenergy.samplers.mass import InverseMass, check_inverse_mass, check_inverse_mass_shape
 from torchenergy.samplers.metropolis import metropolis_accept
 from torchenergy.samplers.proposals import (
     GradState,
-    check_energy_fn,
-    check_per_chain,
-    check_step_size,
+    accept_select,
+    check_gradient_kernel,
     init_grad_state,
-    where_chains,
 )
 from torchenergy.types import EnergyFn, Generator, StepSize
 
@@ -36,7 +35,8 @@ class HMC(Sampler):
 
     Update: ``p ~ N(0, M)``; ``(x', p') = leapfrog^L(x, p)`` with step ε (the force is carried
     between steps, see :func:`torchenergy.samplers.leapfrog`); accept per chain with
-    ``min(1, exp(E(x) + K(p) − E(x') − K(p')))``, ``K(p) = 0.5 · sum p² M⁻¹``. With the
+    ``min(1, exp(E(x) + K(p) − E(x') − K(p')))``, ``K(p) = 0.5 · sum p² M⁻¹`` (dense:
+    ``0.5 · pᵀ M⁻¹ p``, momenta drawn by Cholesky). With the
     State's cached gradient a transition costs exactly ``L`` energy-and-gradient evaluations.
     A trajectory that meets a non-finite energy is rejected and flagged ``nonfinite``.
 
@@ -50,8 +50,9 @@ class HMC(Sampler):
         energy_fn: ``(C, *D) -> (C,)``.
         step_size: ε > 0, a float or a per-chain (C,) tensor.
         n_leapfrog: L >= 1 leapfrog steps per transition.
-        inverse_mass: diagonal ``M⁻¹`` (positive): None (identity), a float, a tensor of event
-            shape D, or a per-chain tensor (C, *D).
+        inverse_mass: ``M⁻¹``: None (identity); diagonal (positive): a float, a tensor of
+            event shape D, or a per-chain tensor (C, *D); or dense: a
+            :class:`~torchenergy.samplers.DenseMass` (d, d), d = prod(D).
         jitter: j in [0, 1), relative uniform step-size jitter.
 
     Example:
@@ -68,15 +69,13 @@ class HMC(Sampler):
     energy_fn: EnergyFn
     step_size: StepSize
     n_leapfrog: int = 10
-    inverse_mass: float | Tensor | None = None
+    inverse_mass: InverseMass = None
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        check_energy_fn(self.energy_fn)
-        check_step_size("step_size", self.step_size)
+        check_gradient_kernel(self.energy_fn, step_size=self.step_size)
         check_positive_int("n_leapfrog", self.n_leapfrog)
-        if self.inverse_mass is not None:
-            check_positive("inverse_mass", self.inverse_mass)
+        check_inverse_mass(self.inverse_mass)
         if (
             isinstance(self.jitter, bool)
             or not isinstance(self.jitter, (int, float))
@@ -86,16 +85,8 @@ class HMC(Sampler):
 
     def init(self, x: Tensor) -> GradState:
         """Cache ``E(x)`` and ``∇E(x)`` for ``x`` (C, *D); check the mass and step shapes."""
-        state = init_grad_state(self.energy_fn, x)
-        check_per_chain("step_size", self.step_size, state.x)
-        m = self.inverse_mass
-        if isinstance(m, Tensor) and m.dim() > 0:
-            event = tuple(state.x.shape[1:])
-            if tuple(m.shape) not in (event, tuple(state.x.shape)):
-                raise ValueError(
-                    f"inverse_mass must have the event shape D = {event} or (C, *D) = "
-                    f"{tuple(state.x.shape)}, got shape {tuple(m.shape)}"
-                )
+        state = init_grad_state(self.energy_fn, x, step_size=self.step_size)
+        check_inverse_mass_shape(self.inverse_mass, state.x)
         return state
 
     def step(self, state: GradState, *, generator: Generator = None) -> tuple[GradState, BaseInfo]:
@@ -115,10 +106,4 @@ class HMC(Sampler):
             - kinetic_energy(out.p, self.inverse_mass)
         )
         mh = metropolis_accept(log_ratio, out.finite, generator=generator)
-        acc = mh.accepted
-        new = GradState(
-            where_chains(acc, out.x, x),
-            torch.where(acc, out.energy, energy),
-            where_chains(acc, out.grad, grad),
-        )
-        return new, BaseInfo(mh.accept_prob, acc, mh.nonfinite, torch.zeros_like(acc))
+        return accept_select(mh, GradState(out.x, out.energy, out.grad), state)

@@ -11,7 +11,9 @@ cached in the sampler State), so ``L`` steps cost exactly ``L`` gradient evaluat
 the gradient at the end point for the next transition.
 
 Inverse mass ``M⁻¹``: None (identity), a positive float, a tensor of event shape D (shared by
-all chains) or of shape (C, *D) (per chain). Step size ε: a float or a (C,) tensor.
+all chains) or of shape (C, *D) (per chain), or a dense
+:class:`~torchenergy.samplers.DenseMass` (d, d) (then ``K(p) = 0.5 · pᵀ M⁻¹ p``, the drift is
+``ε M⁻¹ p`` and momenta are ``N(0, M)`` by Cholesky). Step size ε: a float or a (C,) tensor.
 
 Reference:
     Neal (2011), MCMC using Hamiltonian dynamics, Handbook of MCMC, ch. 5;
@@ -28,6 +30,7 @@ from torch import Tensor
 from torchenergy._checks import check_positive_int
 from torchenergy._ops import row_sum
 from torchenergy.energies import energy_and_grad
+from torchenergy.samplers.mass import DenseMass, InverseMass
 from torchenergy.samplers.proposals import chain_view, finite_chains, sqrt_of
 from torchenergy.types import EnergyFn, Generator
 
@@ -53,13 +56,15 @@ class LeapfrogResult(NamedTuple):
     finite: Tensor
 
 
-def kinetic_energy(p: Tensor, inverse_mass: float | Tensor | None = None) -> Tensor:
-    """``K(p) = 0.5 · sum_D p² M⁻¹``; ``p`` (C, *D) -> (C,).
+def kinetic_energy(p: Tensor, inverse_mass: InverseMass = None) -> Tensor:
+    """``K(p) = 0.5 · sum_D p² M⁻¹`` (dense: ``0.5 · pᵀ M⁻¹ p``); ``p`` (C, *D) -> (C,).
 
     Example:
         >>> kinetic_energy(torch.ones(2, 3), torch.tensor([1.0, 2.0, 3.0])).tolist()
         [3.0, 3.0]
     """
+    if isinstance(inverse_mass, DenseMass):
+        return row_sum((p * inverse_mass.velocity(p)).flatten(1)).mul_(0.5)
     sq = p * p
     if inverse_mass is not None:
         sq = sq * _mass_view(inverse_mass, p)
@@ -69,12 +74,15 @@ def kinetic_energy(p: Tensor, inverse_mass: float | Tensor | None = None) -> Ten
 
 
 def sample_momentum(
-    x: Tensor, inverse_mass: float | Tensor | None = None, *, generator: Generator = None
+    x: Tensor, inverse_mass: InverseMass = None, *, generator: Generator = None
 ) -> Tensor:
-    """Draw ``p ~ N(0, M)`` with ``M = diag(1 / M⁻¹)``, shape and dtype of ``x`` (C, *D)."""
+    """Draw ``p ~ N(0, M)`` (``M = diag(1 / M⁻¹)``, or ``(M⁻¹)⁻¹`` for a dense mass), shape
+    and dtype of ``x`` (C, *D)."""
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     if inverse_mass is None:
         return z
+    if isinstance(inverse_mass, DenseMass):
+        return inverse_mass.momentum(z)
     return z / sqrt_of(_mass_view(inverse_mass, x))
 
 
@@ -91,7 +99,7 @@ def leapfrog(
     grad: Tensor,
     step_size: float | Tensor,
     n_steps: int,
-    inverse_mass: float | Tensor | None = None,
+    inverse_mass: InverseMass = None,
 ) -> LeapfrogResult:
     """Run ``n_steps`` leapfrog steps from ``(x, p)`` given ``grad = grad_x E(x)``.
 
@@ -108,7 +116,8 @@ def leapfrog(
         grad: ``grad_x E(x)`` at the start positions (cached by the caller).
         step_size: ε, a float or a per-chain (C,) tensor.
         n_steps: L >= 1.
-        inverse_mass: diagonal ``M⁻¹`` (see module docstring), None for identity.
+        inverse_mass: diagonal ``M⁻¹`` or a :class:`~torchenergy.samplers.DenseMass` (see
+            module docstring), None for identity.
 
     Returns:
         :class:`LeapfrogResult`.
@@ -123,7 +132,9 @@ def leapfrog(
     check_positive_int("n_steps", n_steps)
     eps = chain_view(step_size, x)
     half = 0.5 * eps
-    drift = eps if inverse_mass is None else eps * _mass_view(inverse_mass, x)
+    dense = inverse_mass if isinstance(inverse_mass, DenseMass) else None
+    if dense is None:
+        drift = eps if inverse_mass is None else eps * _mass_view(inverse_mass, x)
     p = _axpy(p, -half, grad)
     # ``(0 + E) − E`` is exactly 0 for a finite E and NaN for ±inf or NaN, and NaN sticks: one
     # (C,) accumulator records whether any energy along the path was not finite, in two cheap
@@ -131,7 +142,7 @@ def leapfrog(
     path = grad.new_zeros(x.shape[0])
     energy = path
     for i in range(n_steps):
-        x = _axpy(x, drift, p)
+        x = _axpy(x, drift, p) if dense is None else _axpy(x, eps, dense.velocity(p))
         energy, grad = energy_and_grad(energy_fn, x)
         path.add_(energy).sub_(energy)
         p = _axpy(p, -(eps if i < n_steps - 1 else half), grad)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from torchenergy.energies import energy_and_grad
-from torchenergy.energies.protocols import GradUnchecked, UncheckedEnergy
+from torchenergy.energies.protocols import ClosedFormGrad, GradUnchecked, UncheckedEnergy
 from torchenergy.samplers._blocks import langevin_grad_block
 from torchenergy.samplers.base import BaseInfo
 from torchenergy.samplers.driver import Sampler
@@ -91,7 +91,7 @@ class Langevin(Sampler):
     def step(self, state: GradState, *, generator: Generator = None) -> tuple[GradState, BaseInfo]:
         """One ULA move; one energy-and-gradient evaluation."""
         x_new = self._propose(state, generator)
-        energy, grad = energy_and_grad(self.energy_fn, x_new)  # checked: per chain, exact
+        energy, grad = self._eval(x_new)  # checked: per chain, exact
         return hold_nonfinite(state, GradState(x_new, energy, grad))
 
     def step_unchecked(self, state: GradState, *, generator: Generator = None) -> GradState:
@@ -164,6 +164,22 @@ class Langevin(Sampler):
         return self.energy_fn.grad_unchecked
 
     @cached_property
+    def _closed_form(self) -> Any:
+        """The energy's own ``energy_and_grad`` (a bound method) when it has one, else None."""
+        if isinstance(self.energy_fn, ClosedFormGrad):
+            return self.energy_fn.energy_and_grad
+        return None
+
+    def _eval(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(E, ∇E)`` at the kernel's own proposal ``x`` (its shape and dtype were validated at
+        ``init`` by :func:`energy_and_grad`): the energy's closed form called directly (no
+        per-step boundary checks), else :func:`energy_and_grad`."""
+        closed = self._closed_form
+        if closed is None:
+            return energy_and_grad(self.energy_fn, x)
+        return _detached(*closed(x))
+
+    @cached_property
     def _energy_unchecked(self) -> Any:
         """The energy's ``energy_and_grad_unchecked`` (a bound method), or None."""
         if isinstance(self.energy_fn, UncheckedEnergy):
@@ -178,10 +194,7 @@ class Langevin(Sampler):
         fast = self._energy_unchecked
         if fast is None:
             return energy_and_grad(self.energy_fn, x)
-        energy, grad = fast(x)
-        if energy.requires_grad or grad.requires_grad:  # parameters with requires_grad
-            return energy.detach(), grad.detach()
-        return energy, grad
+        return _detached(*fast(x))
 
     @property
     def finite_fields(self) -> tuple[str, ...]:
@@ -213,3 +226,10 @@ class Langevin(Sampler):
     def _noise(self) -> float:
         """``sqrt(2ε) · s`` for a float ε and s (see :attr:`_plain`)."""
         return math.sqrt(2.0 * float(self.step_size)) * float(self.noise_scale)
+
+
+def _detached(energy: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+    """``(E, ∇E)`` detached when an energy's parameters require grad (no copy otherwise)."""
+    if energy.requires_grad or grad.requires_grad:
+        return energy.detach(), grad.detach()
+    return energy, grad

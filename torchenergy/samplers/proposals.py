@@ -24,6 +24,7 @@ from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = [
     "GradState",
+    "accept_select",
     "chain_view",
     "check_clamp",
     "check_energy_fn",
@@ -215,10 +216,26 @@ def select_state(mask: Tensor, new: Any, old: Any) -> Any:
     return type(new)(*(where_chains(mask, n, o) for n, o in zip(new, old)))
 
 
+def accept_select(mh: Any, new: Any, old: Any) -> tuple[Any, BaseInfo]:
+    """A Metropolis kernel's last move: ``new`` for the chains ``mh`` (a
+    :class:`~torchenergy.samplers.metropolis.MetropolisResult`) accepted, ``old`` for the rest,
+    and the step's :class:`BaseInfo` (an adjusted kernel never diverges)."""
+    acc = mh.accepted
+    return select_state(acc, new, old), BaseInfo(
+        mh.accept_prob, acc, mh.nonfinite, torch.zeros_like(acc)
+    )
+
+
 def hold_nonfinite(state: GradState, new: GradState) -> tuple[GradState, BaseInfo]:
     """Take ``new`` for the chains whose energy and gradient are finite; the others keep
     ``state`` and are flagged ``diverged`` (used by every unadjusted kernel)."""
     ok = finite_chains(new.energy, new.grad)  # a non-finite x gives a non-finite E or ∇E
+    if ok.device.type == "cpu" and not torch.compiler.is_compiling() and bool(ok.all()):
+        # every chain moves: the select would return ``new`` bit for bit, so skip its kernels
+        # (one host read, which on CPU is no device sync; traced/compiled steps and other
+        # devices always select, keeping the step free of data-dependent branches there)
+        held = ~ok
+        return new, BaseInfo(ok.to(torch.get_default_dtype()), ok, held, held)
     return select_state(ok, new, state), unadjusted_info(~ok)
 
 

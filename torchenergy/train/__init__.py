@@ -30,7 +30,10 @@ from torchenergy.train.checkpoint import (
     set_rng_state,
 )
 from torchenergy.train.ema import EMA
-from torchenergy.train.trainer import Trainer, scalar_logs
+from torchenergy.train.image_ebm import ImageEBMConfig, ImageEBMResult, fit_image_ebm
+from torchenergy.train.jem import JEMResult, fit_jem
+from torchenergy.train.outputs import scalar_logs
+from torchenergy.train.trainer import Trainer
 
 __all__ = [
     "EMA",
@@ -39,11 +42,16 @@ __all__ = [
     "CheckpointError",
     "CheckpointEvery",
     "EveryN",
+    "ImageEBMConfig",
+    "ImageEBMResult",
+    "JEMResult",
     "LambdaCallback",
     "ProgressBar",
     "TensorBoardLogger",
     "Trainer",
     "TrainerView",
+    "fit_image_ebm",
+    "fit_jem",
     "load_checkpoint",
     "rng_state",
     "save_checkpoint",

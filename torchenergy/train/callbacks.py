@@ -48,9 +48,15 @@ class TrainerView(Protocol):
     epoch: int
     max_steps: int | None
     should_stop: bool
+    completed: bool
     ema: Any
     config: dict[str, Any]
     state: dict[str, Any]
+
+    @property
+    def at_boundary(self) -> bool:
+        """False only when an exception hit an optimiser update (nothing can be saved then)."""
+        ...
 
     def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
         """Write a checkpoint of the last completed step to ``path``."""
@@ -140,7 +146,9 @@ class EveryN(Callback):
 
 
 class CheckpointEvery(Callback):
-    """Save ``trainer.save(path)`` every ``every`` steps and when fitting ends."""
+    """Save ``trainer.save(path)`` every ``every`` steps and when fitting ends, also when it
+    ends on an exception or Ctrl-C: the trainer is then at the last completed step (a torn
+    trainer, see :mod:`torchenergy.train.boundary`, is not saved and the last file stays)."""
 
     def __init__(self, path: str | os.PathLike[str], every: int) -> None:
         check_positive_int("every", every)
@@ -152,15 +160,17 @@ class CheckpointEvery(Callback):
             trainer.save(self.path)
 
     def on_fit_end(self, trainer: TrainerView) -> None:
-        trainer.save(self.path)
+        if trainer.at_boundary:
+            trainer.save(self.path)
 
 
 class CSVLogger(Callback):
     """Append ``logs`` to a CSV file every ``every`` steps.
 
-    The last step of a fit is always logged. On a resumed run, rows logged after the
-    checkpoint's step are dropped first, so the file reads as one uninterrupted run. Columns are
-    fixed by the first row written.
+    The last step of a fit's budget is always logged (also when ``should_stop`` or
+    ``max_epochs`` ends it), an interrupted fit's last step is not (an uninterrupted run has no
+    row there). On a resumed run, rows logged after the checkpoint's step are dropped first, so
+    the file reads as one uninterrupted run. Columns are fixed by the first row written.
     """
 
     main_only: ClassVar[bool] = True
@@ -191,16 +201,16 @@ class CSVLogger(Callback):
                 self.path.unlink()
 
     def on_step_end(self, trainer: TrainerView, out: Any, logs: dict[str, float]) -> None:
-        if trainer.step % self.every:
+        if trainer.step % self.every and trainer.step != trainer.max_steps:
             self._pending = logs
             return
         self._pending = None
         self._write(logs)
 
     def on_fit_end(self, trainer: TrainerView) -> None:
-        if self._pending is not None:
+        if self._pending is not None and trainer.completed:
             self._write(self._pending)
-            self._pending = None
+        self._pending = None
 
     def _write(self, logs: dict[str, float]) -> None:
         new = self._fields is None

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ import torch
 __all__ = [
     "FORMAT",
     "CheckpointError",
+    "check_state_fits",
     "load_checkpoint",
     "rng_state",
     "save_checkpoint",
@@ -87,21 +89,44 @@ def load_checkpoint(
         CheckpointError: the file does not exist, is not a torchenergy checkpoint, or is corrupt.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} not found (no such file)")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupt or not a safe torch checkpoint ({reason[:200]})"
+            f"{str(path)!r} is not a torchenergy checkpoint ({_why_unreadable(path, exc)})"
         ) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+    if not isinstance(data, dict):
         raise CheckpointError(
-            f"{str(path)!r} is not a torchenergy checkpoint (format {found!r}, expected {FORMAT!r})"
+            f"{str(path)!r} is not a torchenergy checkpoint (it holds a {type(data).__name__})"
+        )
+    if data.get("format") != FORMAT:
+        found = data.get("format")
+        what = "no 'format' entry" if found is None else f"format {found!r}"
+        raise CheckpointError(
+            f"{str(path)!r} is not a torchenergy checkpoint (a dict with {what}, expected "
+            f"{FORMAT!r}; a bare state_dict loads with module.load_state_dict)"
         )
     return data
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    """A short reason for a file that ``torch.load(weights_only=True)`` refused. Torch's own
+    message is not passed on: it suggests ``weights_only=False``, which would run the file's
+    pickled code."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    refused = isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc).lower()
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch zip / legacy pickle
+        if refused:
+            return "it holds Python objects that a safe load does not run"
+        return "a torch file that is truncated or corrupt"
+    return "not a file written by torch.save"
 
 
 _SAFE_SCALARS = (str, int, float, bool, type(None), torch.dtype, torch.Size)
@@ -134,7 +159,7 @@ def rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[s
 
     Returns:
         ``{"torch": ByteTensor, "cuda": [...], "numpy": {...}, "python": [...], "generators":
-        {name: ByteTensor}}``, all safe for :func:`save_checkpoint`.
+            {name: ByteTensor}}``, all safe for :func:`save_checkpoint`.
     """
     np_state = np.random.get_state()  # noqa: NPY002 - the legacy global state is what users seed
     py_version, py_internal, py_gauss = random.getstate()
@@ -185,3 +210,29 @@ def set_rng_state(
                 f"checkpoint has no state for generator {name!r} (it has {sorted(saved)})"
             )
         g.set_state(saved[name])
+
+
+def check_state_fits(what: str, module: torch.nn.Module, saved: Any) -> None:
+    """Refuse another model's weights before loading them: the message names the first tensor
+    whose shape differs and both shapes (or the missing and unexpected names).
+
+    Raises:
+        CheckpointError: ``saved`` is not a state dict that fits ``module``.
+    """
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(f"the checkpoint's {what} weights are a {type(saved).__name__}")
+    own = module.state_dict()
+    missing = [k for k in own if k not in saved]
+    extra = [k for k in saved if k not in own]
+    if missing or extra:
+        raise CheckpointError(
+            f"checkpoint does not fit this model: {what} tensors missing from the checkpoint "
+            f"{missing[:4]}, in the checkpoint but not the model {extra[:4]}"
+        )
+    for k, v in own.items():
+        s = saved[k]
+        if isinstance(s, torch.Tensor) and tuple(s.shape) != tuple(v.shape):
+            raise CheckpointError(
+                f"checkpoint does not fit this model: {what} tensor {k!r} has shape "
+                f"{tuple(s.shape)} in the checkpoint and {tuple(v.shape)} in the model"
+            )

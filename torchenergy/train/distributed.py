@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from torchenergy.train.outputs import loss_of
+
 __all__ = [
     "RANK_LOCAL_KEYS",
     "all_reduce_gradients",
+    "backward_on_all_ranks",
     "broadcast_parameters",
     "distributed_loader",
     "is_distributed",
@@ -141,6 +144,36 @@ def all_reduce_gradients(params: Iterable[Tensor], loss: Tensor | None = None) -
         g.copy_(flat[offset : offset + n].view_as(g))
         offset += n
     return flat[-1] if loss is not None else None
+
+
+def backward_on_all_ranks(
+    step: Callable[[Any], Any], batch: Any, params: list[Tensor], step_number: int
+) -> tuple[Any, Tensor]:
+    """One distributed step's forward and backward: ``step(batch)`` (the DDP-wrapped step of
+    :func:`~torchenergy.train.ddp.wrap_step`, or a plain ``step_fn`` for an FSDP2 model), one
+    tiny all-gather of the per-rank losses (:func:`~torchenergy.train.ddp.agree_on_loss`: a
+    failure on any rank stops every rank, no hang), then ``loss.backward()``, during which DDP
+    all-reduces the gradients bucket by bucket. ``params`` is unused (kept for the old
+    signature); ``step_number`` (1-based) is only used in messages.
+
+    Returns:
+        ``(out, mean_loss)``: this rank's step output and the loss averaged over ranks.
+    """
+    from torchenergy.train.ddp import agree_on_loss
+
+    del params
+    error: BaseException | None = None
+    out: Any = None
+    loss: Tensor | None = None
+    try:
+        out = step(batch)
+        loss = loss_of(out)
+    except Exception as exc:  # re-raised after the collective
+        error = exc
+    mean_loss = agree_on_loss(loss, error, step_number)
+    assert loss is not None
+    loss.backward()
+    return out, mean_loss
 
 
 # ---------------------------------------------------------------------------- checkpoints

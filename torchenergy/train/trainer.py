@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,56 +38,31 @@ import torch
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive, check_positive_int
+from torchenergy.train.boundary import DeferredInterrupt, StepMark, mark_step, rollback_step
 from torchenergy.train.callbacks import Callback
 from torchenergy.train.checkpoint import (
     CheckpointError,
+    check_state_fits,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from torchenergy.train.ddp import agree_on_loss, wrap_step
-from torchenergy.train.distributed import merge_rank_checkpoint, rank, rank_checkpoint, rank_path
+from torchenergy.train.ddp import wrap_step
+from torchenergy.train.distributed import (
+    backward_on_all_ranks,
+    merge_rank_checkpoint,
+    rank,
+    rank_checkpoint,
+    rank_path,
+)
 from torchenergy.train.ema import EMA
 from torchenergy.train.fsdp import is_fsdp
+from torchenergy.train.outputs import loss_of, nonfinite_loss, scalar_logs
 
 __all__ = ["Trainer", "scalar_logs"]
 
 _LOADER_GEN = "__data_loader__"
-
-
-def scalar_logs(out: Any) -> dict[str, float]:
-    """Scalars to log from a step's output: 0-d tensors and numbers as they are, per-chain (C,)
-    tensors as their mean; larger tensors (the negatives themselves) are skipped."""
-    if isinstance(out, Tensor):
-        return {"loss": float(out.detach())}
-    fields = out._asdict() if hasattr(out, "_asdict") else {"loss": out.loss}
-    logs: dict[str, float] = {}
-    for key, value in fields.items():
-        if isinstance(value, Tensor):
-            if value.numel() == 1:
-                logs[key] = float(value.detach())
-            elif value.dim() == 1 and value.is_floating_point():
-                logs[key] = float(value.detach().mean())
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            logs[key] = float(value)
-    return logs
-
-
-def _loss_of(out: Any) -> Tensor:
-    loss = out if isinstance(out, Tensor) else getattr(out, "loss", None)
-    if not isinstance(loss, Tensor) or loss.numel() != 1:
-        raise TypeError(
-            "step_fn must return a scalar tensor or a NamedTuple with a scalar .loss, got "
-            f"{type(out).__name__}"
-        )
-    return loss
-
-
-def _nonfinite_loss(loss: Tensor, where: str) -> FloatingPointError:
-    return FloatingPointError(
-        f"loss is {float(loss.detach())} {where}; lower the learning rate or the sampler step "
-        "size, add l2_reg, or clip gradients (grad_clip)"
-    )
+_EPOCH_END = object()  # what _next_batch returns when the epoch's iterator is exhausted
 
 
 class Trainer:
@@ -116,6 +92,10 @@ class Trainer:
         step: optimiser steps taken so far; epoch: completed passes over re-iterable data.
         max_steps: the step budget of the current :meth:`fit` (``None`` when by epochs).
         should_stop: set it to True in a callback to end :meth:`fit` after this step.
+        completed: True once :meth:`fit` has reached its budget (False while it runs and when it
+            left on an exception).
+        at_boundary: False only when an exception hit the optimiser update itself (the trainer
+            is then torn and refuses to :meth:`save`).
     """
 
     def __init__(
@@ -177,6 +157,10 @@ class Trainer:
         self.epoch = 0
         self.max_steps: int | None = None
         self.should_stop = False
+        self.completed = False
+        self._torn = False
+        self._interrupts = DeferredInterrupt()
+        self._resumed_threads: int | None = None
         self._batch_in_epoch = 0
         self._epoch_rng: dict[str, Any] | None = None
         self._iter: Iterator[Any] | None = None
@@ -188,22 +172,54 @@ class Trainer:
     def train_step(self, batch: Any) -> tuple[Any, dict[str, float]]:
         """One optimiser step on ``batch``; returns ``(out, logs)`` and advances ``step``.
 
+        The step is all or nothing: if it raises before the optimiser update, the random states,
+        the ``state`` objects and the model's buffers are put back as they were (Ctrl-C waits
+        for the end of the step).
+
         Raises:
             FloatingPointError: the loss or the gradient norm is not finite (the optimiser is
                 not stepped, so the weights stay as they were).
         """
+        with self._interrupts:
+            mark = self._mark()
+            try:
+                return self._step(batch)
+            except BaseException:
+                self._rollback(mark)
+                raise
+
+    def _mark(self, data: Any = None) -> StepMark:
+        return mark_step(self.model, self.state, self._all_generators(data))
+
+    def _rollback(self, mark: StepMark, data: Any = None) -> None:
+        if not self._torn:  # a torn update cannot be undone; save() refuses then
+            rollback_step(mark, self.model, self.state, self._all_generators(data))
+
+    @property
+    def at_boundary(self) -> bool:
+        """True unless an exception hit the optimiser update (see :mod:`~torchenergy.train.boundary`)."""
+        return not self._torn
+
+    def _step(self, batch: Any) -> tuple[Any, dict[str, Any]]:
+        if self._torn:
+            raise RuntimeError(
+                f"the trainer was interrupted inside the optimiser update of step {self.step + 1} "
+                "and its state is torn; load a checkpoint before training on"
+            )
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if self.distributed:
-            out, rank_loss = self._distributed_backward(batch, params)
+            out, rank_loss = backward_on_all_ranks(
+                self._ddp if self._ddp is not None else self.step_fn, batch, params, self.step + 1
+            )
         else:
             out = self.step_fn(batch)
-            loss = _loss_of(out)
+            loss = loss_of(out)
             if not bool(torch.isfinite(loss.detach())):
-                raise _nonfinite_loss(loss, f"at step {self.step + 1}")
+                raise nonfinite_loss(loss, f"at step {self.step + 1}")
             loss.backward()
-        logs = {"step": float(self.step + 1), **scalar_logs(out)}
+        logs: dict[str, Any] = {"step": self.step + 1, **scalar_logs(out)}
         if self.distributed:
             logs["loss"] = float(rank_loss)  # averaged over ranks
         if self.grad_clip is not None:
@@ -214,31 +230,17 @@ class Trainer:
                     "not updated"
                 )
             logs["param_grad_norm"] = float(norm)
+        # the update: nothing below raises in a sound run; if it does, the state is torn
+        self._torn = True
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
+        self._torn = False
         logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
         return out, logs
-
-    def _distributed_backward(self, batch: Any, params: list[Tensor]) -> tuple[Any, Tensor]:
-        """``step_fn`` inside the DDP forward, one tiny all-gather of the losses so that a
-        failure on any rank stops every rank (:func:`~torchenergy.train.ddp.agree_on_loss`),
-        then the backward, during which DDP all-reduces the gradients bucket by bucket."""
-        error: BaseException | None = None
-        out: Any = None
-        loss: Tensor | None = None
-        try:
-            out = self._ddp(batch) if self._ddp is not None else self.step_fn(batch)
-            loss = _loss_of(out)
-        except Exception as exc:  # re-raised after the collective
-            error = exc
-        mean_loss = agree_on_loss(loss, error, self.step + 1)
-        assert loss is not None
-        loss.backward()
-        return out, mean_loss
 
     @property
     def is_main(self) -> bool:
@@ -249,9 +251,9 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_step_end(self, out, logs)
 
-    def _all_generators(self, data: Any) -> dict[str, torch.Generator]:
+    def _all_generators(self, data: Any = None) -> dict[str, torch.Generator]:
         gens = dict(self.generators)
-        loader_gen = getattr(data, "generator", None)
+        loader_gen = getattr(data, "generator", None) if data is not None else self._loader_gen
         if isinstance(loader_gen, torch.Generator):
             gens[_LOADER_GEN] = loader_gen
         return gens
@@ -332,34 +334,60 @@ class Trainer:
                 or (max_epochs is not None and self.epoch >= max_epochs)
             )
 
+        self.completed = False
+        threads, self._resumed_threads = self._resumed_threads, None
+        if threads is not None and threads != torch.get_num_threads():
+            warnings.warn(
+                f"the checkpoint was written with {threads} torch threads, this process has "
+                f"{torch.get_num_threads()}: the resumed run will not be bit-identical to an "
+                f"uninterrupted one (call torch.set_num_threads({threads}) first)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         for cb in self.callbacks:
             cb.on_fit_start(self)
         try:
-            while not done():
-                if stream:
-                    out, logs = self.train_step(data())  # type: ignore[operator]
-                    self._after_step(out, logs)
-                    continue
-                it = self._epoch_iterator(data)  # type: ignore[arg-type]
-                for batch in it:
-                    out, logs = self.train_step(batch)
-                    self._batch_in_epoch += 1
-                    self._after_step(out, logs)
-                    if done():
-                        break
-                else:
-                    if self._batch_in_epoch == 0:
-                        raise ValueError("data yielded no batches")
-                    self.epoch += 1
-                    self._batch_in_epoch = 0
-                    self._epoch_rng = None
-                    self._iter = None
-                    for cb in self.callbacks:
-                        cb.on_epoch_end(self)
+            with self._interrupts as interrupts:  # Ctrl-C waits for the step boundary
+                while not done():
+                    mark = self._mark(None if stream else data)
+                    try:  # one step, all or nothing: a failure puts the mark back
+                        batch = data() if stream else self._next_batch(data)  # type: ignore[operator,arg-type]
+                        if batch is not _EPOCH_END:
+                            out, logs = self._step(batch)
+                    except BaseException:
+                        self._rollback(mark, None if stream else data)
+                        raise
+                    if batch is _EPOCH_END:
+                        self._end_epoch()
+                    else:
+                        if not stream:
+                            self._batch_in_epoch += 1
+                        self._after_step(out, logs)
+                    interrupts.raise_if_pending(self.step)
+            self.completed = True
+        except BaseException:
+            self._iter = None  # it may have handed out a batch that was rolled back
+            raise
         finally:
             for cb in self.callbacks:
                 cb.on_fit_end(self)
         return self
+
+    def _next_batch(self, data: Iterable[Any]) -> Any:
+        try:
+            return next(self._epoch_iterator(data))
+        except StopIteration:
+            return _EPOCH_END
+
+    def _end_epoch(self) -> None:
+        if self._batch_in_epoch == 0:
+            raise ValueError("data yielded no batches")
+        self.epoch += 1
+        self._batch_in_epoch = 0
+        self._epoch_rng = None
+        self._iter = None
+        for cb in self.callbacks:
+            cb.on_epoch_end(self)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -378,11 +406,26 @@ class Trainer:
                 {**self.generators, **({_LOADER_GEN: self._loader_gen} if self._loader_gen else {})}
             ),
             "config": self.config,
+            # intra-op threads change the order of float reductions: a run is bit-identical to
+            # its resumption only with the same count
+            "num_threads": torch.get_num_threads(),
         }
 
     def load_state_dict(self, ckpt: Mapping[str, Any], *, restore_rng: bool = True) -> None:
-        """Restore :meth:`state_dict` (model, optimiser, EMA, state objects, RNGs, counters)."""
+        """Restore :meth:`state_dict` (model, optimiser, EMA, state objects, RNGs, counters).
+
+        Raises:
+            CheckpointError: a missing entry, or weights of another model (the message names the
+                tensor and both shapes).
+
+        The next :meth:`fit` warns (RuntimeWarning) when the checkpoint was written with
+        another torch thread count: the resumed run is then not bit-identical to an
+        uninterrupted one.
+        """
         try:
+            check_state_fits("model", self.model, ckpt["model"])
+            if self.ema is not None and isinstance(ckpt.get("ema"), Mapping):
+                check_state_fits("EMA", self.ema.module, ckpt["ema"].get("module", {}))
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             if self.scheduler is not None and ckpt.get("scheduler") is not None:
@@ -413,10 +456,23 @@ class Trainer:
             raise CheckpointError(f"checkpoint does not fit this model: {first}") from None
         self._iter = None
         self._iter_source = None
+        self._torn = False
+        threads = ckpt.get("num_threads")
+        self._resumed_threads = threads if isinstance(threads, int) else None
 
     def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
         """Write a checkpoint atomically; ``extra`` keys are stored beside the trainer state.
-        Distributed: each rank writes its own file, :func:`~torchenergy.train.distributed.rank_path`."""
+        Distributed: each rank writes its own file, :func:`~torchenergy.train.distributed.rank_path`.
+
+        Raises:
+            CheckpointError: the trainer is torn (an exception hit the optimiser update), so no
+                step boundary is there to save.
+        """
+        if self._torn:
+            raise CheckpointError(
+                f"not saving: an exception hit the optimiser update of step {self.step + 1}, so "
+                "the weights are between two steps (the checkpoint on disk is the last boundary)"
+            )
         if self.distributed:  # rank 0: weights + its state; rank r: its own state only
             return save_checkpoint(
                 rank_path(path), rank_checkpoint({**self.state_dict(), "extra": extra})

@@ -4,7 +4,7 @@ A mask (B, T) selects the positions that belong to each sequence. It may start w
 ``[CLS]`` token), have padding after the end, and even have gaps (for example only the first
 sub-word of each word selected): the sequence is the selected positions in order, and the chain
 links consecutive selected positions. :func:`pack` moves the selected positions of every row to
-the front (a stable sort of the mask), so the dynamic programs in :mod:`crf_dp` see ordinary
+the front (a stable sort of the mask), so the dynamic programs in :mod:`torchenergy.models.crf.dp` see ordinary
 left-aligned sequences; :func:`unpack` scatters per-position results back and pads the rest.
 
 Every sequence must select at least one position (an empty tagging has no score).
@@ -17,10 +17,22 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["PAD_TAG", "Packed", "check_tags", "pack", "unpack"]
+__all__ = [
+    "PAD_TAG",
+    "REDUCTIONS",
+    "Packed",
+    "check_reduction",
+    "check_tags",
+    "pack",
+    "reduce_loss",
+    "unpack",
+]
 
 #: Tag value at positions outside a sequence (and of taggings that do not exist).
 PAD_TAG = -1
+
+#: How a per-sequence loss (B,) is reduced: over sequences, summed, kept, or per selected token.
+REDUCTIONS = ("mean", "sum", "none", "token_mean")
 
 
 class Packed(NamedTuple):
@@ -162,3 +174,27 @@ def unpack(values: Tensor, packed: Packed) -> Tensor:
     else:
         out.scatter_(-1, packed.order.expand(values.shape), values)
     return out.masked_fill(~mask_bt, PAD_TAG)
+
+
+def check_reduction(reduction: str) -> None:
+    """Raise ``ValueError`` unless ``reduction`` is one of :data:`REDUCTIONS`."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def reduce_loss(loss: Tensor, reduction: str, lengths: Tensor) -> Tensor:
+    """Reduce a per-sequence loss (B,): ``"mean"`` over sequences, ``"sum"``, ``"none"`` (B,), or
+    ``"token_mean"`` (the sum divided by the number of selected tokens, ``lengths`` (B,)).
+
+    Example:
+        >>> reduce_loss(torch.tensor([1.0, 3.0]), "token_mean", torch.tensor([1, 3])).item()
+        1.0
+    """
+    check_reduction(reduction)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.mean()
+    return loss.sum() / lengths.sum()

@@ -13,10 +13,13 @@ loss in the library can use it directly (``p(v) = exp(-F(v)) / Z``).
   ``p(v | h) = N(b + Wh, diag σ²)``, ``p(h_j = 1 | v) = σ(c_j + Σ_i v_i W_ij / σ_i²)``.
   ``log σ²`` is the learned parameter (Krizhevsky 2009 / Cho et al. 2011), which keeps it positive
   and makes training stable.
-* :class:`BlockGibbs`: the sampler kernel ``v → h ~ p(h|v) → v' ~ p(v'|h)`` in the library's
-  sampler protocol; it works for any object with ``sample_hidden`` / ``sample_visible``.
 
-Training (CD-k, PCD) lives in :mod:`torchenergy.models.rbm_train`; ``rbm.fit(...)`` is a shortcut.
+The block-Gibbs kernel is :class:`~torchenergy.models.rbm.gibbs.BlockGibbs`. Training (CD-k, PCD)
+lives in :mod:`torchenergy.models.rbm.cd` and :mod:`torchenergy.models.rbm.training`;
+``rbm.fit(...)`` is a shortcut for :func:`~torchenergy.models.rbm.training.fit_rbm`, reached
+through the hook :func:`register_trainer` (this module never imports the training code: the
+training module registers itself when the package ``torchenergy.models.rbm`` is imported, which
+always happens before this module is).
 
 References:
     Hinton (2002), Training products of experts by minimizing contrastive divergence.
@@ -27,27 +30,34 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive, check_positive_int, check_tensor
-from torchenergy.energies.base import Energy
-from torchenergy.samplers.base import BaseInfo
-from torchenergy.samplers.driver import Sampler
+from torchenergy.energies import Energy, sample_bernoulli
+from torchenergy.models.rbm.gibbs import BlockGibbs
 from torchenergy.types import Generator
 
-__all__ = ["BernoulliRBM", "BlockGibbs", "BlockGibbsState", "GaussianBernoulliRBM"]
+__all__ = ["BernoulliRBM", "GaussianBernoulliRBM", "RBMTrainer", "register_trainer"]
+
+#: ``(rbm, data, **kwargs) -> history``: what :meth:`BernoulliRBM.fit` calls.
+RBMTrainer = Callable[..., Any]
+
+_TRAINER: list[RBMTrainer] = []
 
 
-def _bernoulli(p: Tensor, generator: Generator) -> Tensor:
-    """``Bernoulli(p)`` draws as ``u < p`` (twice as fast as ``torch.bernoulli`` on CPU)."""
-    dt = p.dtype if p.dtype in (torch.float32, torch.float64) else torch.float32
-    u = torch.rand(p.shape, generator=generator, dtype=dt, device=p.device)
-    return (u < p).to(p.dtype)
+def register_trainer(fn: RBMTrainer) -> RBMTrainer:
+    """Make ``fn`` the implementation of ``rbm.fit(data, **kwargs)`` (a decorator; returns ``fn``).
+
+    :func:`torchenergy.models.rbm.training.fit_rbm` registers itself, so that this module, which
+    the training code imports, need not import it back.
+    """
+    _TRAINER[:] = [fn]
+    return fn
 
 
 class _RBMBase(Energy):
@@ -75,7 +85,9 @@ class _RBMBase(Energy):
         self.b = nn.Parameter(torch.zeros(n_visible, **kw))
         self.c = nn.Parameter(torch.zeros(n_hidden, **kw))
 
-    def _flat(self, v: Tensor) -> Tensor:
+    def flatten_visible(self, v: Tensor) -> Tensor:
+        """``v`` as the (C, V) matrix the weights multiply: checked, trailing dims flattened
+        ((C, *D) with V elements is accepted); raises ``ValueError`` on a wrong size."""
         check_tensor("v", v, min_dim=2, floating=True)
         v = v.flatten(1) if v.dim() > 2 else v
         if v.shape[1] != self.n_visible:
@@ -97,7 +109,7 @@ class _RBMBase(Energy):
 
     def hidden_logits(self, v: Tensor) -> Tensor:
         """Total input to the hidden units, (C, V) -> (C, H)."""
-        return torch.addmm(self.c, self.visible_features(self._flat(v)), self.W)
+        return torch.addmm(self.c, self.visible_features(self.flatten_visible(v)), self.W)
 
     def hidden_probs(self, v: Tensor) -> Tensor:
         """``p(h_j = 1 | v)``, (C, V) -> (C, H)."""
@@ -105,7 +117,7 @@ class _RBMBase(Energy):
 
     def sample_hidden(self, v: Tensor, *, generator: Generator = None) -> Tensor:
         """``h ~ p(h | v)``, (C, V) -> (C, H) with values in {0, 1}."""
-        return _bernoulli(self.hidden_probs(v), generator)
+        return sample_bernoulli(self.hidden_probs(v), generator=generator)
 
     def transform(self, v: Tensor) -> Tensor:
         """Hidden features ``p(h = 1 | v)`` (C, H), as scikit-learn's ``transform``."""
@@ -128,15 +140,15 @@ class _RBMBase(Energy):
         check_positive_int("n", n)
         if v0 is None:
             p = self.W.new_full((n, self.n_hidden), 0.5)
-            v0 = self.sample_visible(_bernoulli(p, generator), generator=generator)
+            v0 = self.sample_visible(sample_bernoulli(p, generator=generator), generator=generator)
         with torch.no_grad():
             return BlockGibbs(self).sample(v0, n_steps, generator=generator)
 
     def fit(self, data: Tensor, **kwargs: Any) -> Any:
-        """Train on ``data`` (N, V); see :func:`torchenergy.models.rbm_train.fit_rbm`."""
-        from torchenergy.models.rbm_train import fit_rbm
-
-        return fit_rbm(self, data, **kwargs)
+        """Train on ``data`` (N, V); see :func:`torchenergy.models.rbm.training.fit_rbm`."""
+        if not _TRAINER:  # pragma: no cover - the package __init__ registers fit_rbm
+            raise RuntimeError("no RBM trainer registered; import torchenergy.models.rbm")
+        return _TRAINER[0](self, data, **kwargs)
 
     def extra_repr(self) -> str:
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}"
@@ -163,14 +175,14 @@ class BernoulliRBM(_RBMBase):
     """
 
     def forward(self, v: Tensor) -> Tensor:
-        v = self._flat(v)
+        v = self.flatten_visible(v)
         return -(v @ self.b) - F.softplus(torch.addmm(self.c, v, self.W)).sum(-1)
 
     free_energy = forward
 
     def energy_and_grad(self, v: Tensor) -> tuple[Tensor, Tensor]:
         shape = v.shape
-        v = self._flat(v)
+        v = self.flatten_visible(v)
         a = torch.addmm(self.c, v, self.W)
         e = -(v @ self.b) - F.softplus(a).sum(-1)
         g = -self.b - torch.sigmoid(a) @ self.W.T
@@ -178,7 +190,7 @@ class BernoulliRBM(_RBMBase):
 
     def joint_energy(self, v: Tensor, h: Tensor) -> Tensor:
         """``E(v, h) = -vᵀWh - bᵀv - cᵀh``, (C, V), (C, H) -> (C,)."""
-        v, h = self._flat(v), self._check_h(h)
+        v, h = self.flatten_visible(v), self._check_h(h)
         return -((v @ self.W) * h).sum(-1) - v @ self.b - h @ self.c
 
     def hidden_free_energy(self, h: Tensor) -> Tensor:
@@ -196,7 +208,7 @@ class BernoulliRBM(_RBMBase):
 
     def sample_visible(self, h: Tensor, *, generator: Generator = None) -> Tensor:
         """``v ~ p(v | h)``, (C, H) -> (C, V) with values in {0, 1}."""
-        return _bernoulli(self.visible_probs(h), generator)
+        return sample_bernoulli(self.visible_probs(h), generator=generator)
 
 
 class GaussianBernoulliRBM(_RBMBase):
@@ -263,7 +275,7 @@ class GaussianBernoulliRBM(_RBMBase):
         return v * torch.exp(-self.lv)
 
     def forward(self, v: Tensor) -> Tensor:
-        v = self._flat(v)
+        v = self.flatten_visible(v)
         inv = torch.exp(-self.lv)
         quad = 0.5 * ((v - self.b) ** 2 * inv).sum(-1)
         return quad - F.softplus(torch.addmm(self.c, v * inv, self.W)).sum(-1)
@@ -272,7 +284,7 @@ class GaussianBernoulliRBM(_RBMBase):
 
     def energy_and_grad(self, v: Tensor) -> tuple[Tensor, Tensor]:
         shape = v.shape
-        v = self._flat(v)
+        v = self.flatten_visible(v)
         inv = torch.exp(-self.lv)
         a = torch.addmm(self.c, v * inv, self.W)
         e = 0.5 * ((v - self.b) ** 2 * inv).sum(-1) - F.softplus(a).sum(-1)
@@ -281,7 +293,7 @@ class GaussianBernoulliRBM(_RBMBase):
 
     def joint_energy(self, v: Tensor, h: Tensor) -> Tensor:
         """``E(v, h)`` (C,) for ``v`` (C, V) and ``h`` (C, H)."""
-        v, h = self._flat(v), self._check_h(h)
+        v, h = self.flatten_visible(v), self._check_h(h)
         inv = torch.exp(-self.lv)
         quad = 0.5 * ((v - self.b) ** 2 * inv).sum(-1)
         return quad - (((v * inv) @ self.W) * h).sum(-1) - h @ self.c
@@ -308,54 +320,3 @@ class GaussianBernoulliRBM(_RBMBase):
         mean = self.visible_mean(h)
         z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean + z * torch.exp(0.5 * self.lv)
-
-
-class BlockGibbsState(NamedTuple):
-    """State of :class:`BlockGibbs`: ``x`` the visible units (C, V)."""
-
-    x: Tensor
-
-
-@dataclass(frozen=True)
-class BlockGibbs(Sampler):
-    """Block Gibbs sampler for RBMs: ``h ~ p(h | v)``, then ``v' ~ p(v' | h)``; ``k`` rounds a step.
-
-    Leaves ``p(v) ∝ exp(-F(v))`` invariant exactly (every move is accepted). ``energy_fn`` is any
-    object with ``sample_hidden(v, generator=)`` and ``sample_visible(h, generator=)``: the RBMs
-    here, or the intermediate models of annealed importance sampling.
-
-    Shapes: state.x (C, V).
-
-    Example:
-        >>> rbm = BernoulliRBM(4, 2)
-        >>> BlockGibbs(rbm).sample(torch.zeros(3, 4), 5).shape
-        torch.Size([3, 4])
-    """
-
-    energy_fn: Any
-    k: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("sample_hidden", "sample_visible"):
-            if not callable(getattr(self.energy_fn, name, None)):
-                raise TypeError(
-                    f"BlockGibbs needs a model with sample_hidden/sample_visible methods, "
-                    f"got {type(self.energy_fn).__name__}"
-                )
-        check_positive_int("k", self.k)
-
-    def init(self, x: Tensor) -> BlockGibbsState:
-        check_tensor("x", x, min_dim=2, floating=True)
-        return BlockGibbsState(x.detach())
-
-    def step(
-        self, state: BlockGibbsState, *, generator: Generator = None
-    ) -> tuple[BlockGibbsState, BaseInfo]:
-        with torch.no_grad():
-            v = state.x
-            for _ in range(self.k):
-                h = self.energy_fn.sample_hidden(v, generator=generator)
-                v = self.energy_fn.sample_visible(h, generator=generator)
-        ones = torch.ones(v.shape[0], dtype=v.dtype, device=v.device)
-        false = torch.zeros(v.shape[0], dtype=torch.bool, device=v.device)
-        return BlockGibbsState(v.reshape(state.x.shape)), BaseInfo(ones, ~false, false, false)

@@ -12,7 +12,7 @@ tagging by Viterbi, the k best by list Viterbi, marginals by autograd of ``log Z
 by forward-filtering backward-sampling, the entropy by autograd of ``log Z`` along the
 temperature. Hard constraints (``allowed_transitions``) are ``−inf`` scores honoured by all of
 them. Masks may start with False (``[CLS]``), end with padding, or have gaps (see
-:mod:`torchenergy.models.crf_batch`); results at unselected positions are ``-1`` (tags) or 0
+:mod:`torchenergy.models.crf.batch`); results at unselected positions are ``-1`` (tags) or 0
 (marginals).
 
 Reference: J. Lafferty, A. McCallum, F. Pereira, "Conditional random fields: probabilistic
@@ -28,13 +28,19 @@ import torch
 from torch import Tensor, nn
 
 from torchenergy._checks import check_positive_int
-from torchenergy.models.crf_batch import PAD_TAG, Packed, check_tags, pack, unpack
-from torchenergy.models.crf_constraints import TransitionConstraints
-from torchenergy.models.crf_dp import NEG, forward_alphas, kbest_viterbi, sample_backward, viterbi
+from torchenergy.models.crf.batch import (
+    PAD_TAG,
+    Packed,
+    check_reduction,
+    check_tags,
+    pack,
+    reduce_loss,
+    unpack,
+)
+from torchenergy.models.crf.constraints import TransitionConstraints
+from torchenergy.models.crf.dp import NEG, forward_alphas, kbest_viterbi, sample_backward, viterbi
 
 __all__ = ["Decoded", "LinearChainCRF"]
-
-_REDUCTIONS = ("mean", "sum", "none", "token_mean")
 
 
 class Decoded(NamedTuple):
@@ -203,20 +209,13 @@ class LinearChainCRF(nn.Module):
         Returns:
             The loss (scalar, or (B,) for ``"none"``); ``+inf`` for a tagging the constraints forbid.
         """
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        check_reduction(reduction)
         p = self._pack(emissions, mask, lengths)
         packed_tags = check_tags(tags, p, self.num_tags)
         score = self._score_packed(p, packed_tags)
         loss = (self._log_z_packed(p) - score).clamp_min(0.0)
         loss = torch.where(torch.isneginf(score), float("inf"), loss)  # p(y | x) = 0
-        if reduction == "none":
-            return loss
-        if reduction == "sum":
-            return loss.sum()
-        if reduction == "mean":
-            return loss.mean()
-        return loss.sum() / p.lengths.sum()
+        return reduce_loss(loss, reduction, p.lengths)
 
     def forward(
         self,

@@ -24,13 +24,11 @@ import torch
 from torch import Tensor
 
 from torchenergy._checks import check_positive
-from torchenergy.models.crf import LinearChainCRF
-from torchenergy.models.crf_batch import check_tags, unpack
-from torchenergy.models.crf_dp import viterbi
+from torchenergy.models.crf.batch import check_reduction, check_tags, reduce_loss, unpack
+from torchenergy.models.crf.dp import viterbi
+from torchenergy.models.crf.model import LinearChainCRF
 
 __all__ = ["StructuredHingeLoss", "structured_hinge_loss"]
-
-_REDUCTIONS = ("mean", "sum", "none", "token_mean")
 
 
 class StructuredHingeLoss(NamedTuple):
@@ -79,8 +77,7 @@ def structured_hinge_loss(
         (4.0, 4)
     """
     check_positive("cost", cost)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
     p = crf._pack(emissions, mask, lengths)
     gold = check_tags(tags, p, crf.num_tags)  # (T', B)
     with torch.no_grad():
@@ -91,10 +88,6 @@ def structured_hinge_loss(
         hamming = ((pred != gold) & p.mask).sum(0)
     violation = crf._score_packed(p, pred) + cost * hamming.to(e.dtype)
     loss = (violation - crf._score_packed(p, gold)).clamp_min(0.0)
-    if reduction == "sum":
-        loss = loss.sum()
-    elif reduction == "mean":
-        loss = loss.mean()
-    elif reduction == "token_mean":
-        loss = loss.sum() / p.lengths.sum()
-    return StructuredHingeLoss(loss, unpack(pred.t(), p), hamming)
+    return StructuredHingeLoss(
+        reduce_loss(loss, reduction, p.lengths), unpack(pred.t(), p), hamming
+    )
