@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine, launched through torchrun (DDP; gloo "
+        "on CPU, nccl on GPU); for several machines run torchrun yourself (see the README)",
+    )
+    t.add_argument(
         "--model",
         choices=("ebm", *_IMAGE_MODELS, *_FLOW_MODELS),
         default="ebm",
@@ -246,6 +253,15 @@ def _train(args: argparse.Namespace) -> int:
     if args.model != "ebm":
         return _train_image(args)
     from torchenergy.cli.config import TrainConfig, load_config_file
+
+    # --- distributed (torchenergy.train.distributed): relaunch under torchrun, or join its group
+    from torchenergy.train.distributed import launch_or_join
+
+    if args.nproc_per_node < 1:
+        raise CLIError(f"--nproc-per-node must be >= 1, got {args.nproc_per_node}")
+    launched = launch_or_join(args.nproc_per_node, ["-m", "torchenergy", "train"], sys.argv)
+    if launched is not None:  # this process was the launcher; the workers have finished
+        return launched
 
     # the options stand for their overrides; written after them, an explicit key=value wins
     args.overrides = [

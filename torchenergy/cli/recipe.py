@@ -193,8 +193,10 @@ def build_run(cfg: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Run:
         ValueError: unknown data set (the message lists the choices).
     """
     from torchenergy.data import sample_toy
+    from torchenergy.train.distributed import distributed_loader, is_distributed, rank_seed
 
-    g = torch.Generator().manual_seed(cfg.seed)
+    ddp = is_distributed()  # under torchrun: per-rank streams, a DistributedSampler, DDP
+    g = torch.Generator().manual_seed(rank_seed(cfg.seed) if ddp else cfg.seed)
     if is_image_run(cfg):
         train_x, heldout = _digits(cfg)
         if cfg.batch_size > len(train_x):
@@ -226,8 +228,10 @@ def build_run(cfg: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Run:
             generator=g,
         )
         state["buffer"] = buffer
-    if train_x is not None:
-        data: Any = torch.utils.data.DataLoader(
+    if train_x is not None and ddp:
+        data: Any = distributed_loader(train_x, cfg.batch_size, seed=cfg.seed)
+    elif train_x is not None:
+        data = torch.utils.data.DataLoader(
             train_x, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=g
         )
     else:
@@ -247,6 +251,7 @@ def build_run(cfg: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Run:
         generators={"main": g},
         state=state,
         config=cfg.to_dict(),
+        distributed=ddp,
     )
     return Run(cfg, model, sampler, buffer, trainer, data, heldout, g)
 

@@ -42,6 +42,7 @@ from torchenergy.train import (
     rng_state,
     set_rng_state,
 )
+from torchenergy.train.distributed import merge_rank_checkpoint
 
 __all__ = [
     "OutputPathError",
@@ -249,7 +250,7 @@ def _train(
     ckpt_path = out / "checkpoint.pt"
     ckpt = None
     if resume:
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = merge_rank_checkpoint(ckpt_path)  # distributed: + rank 0's weights; world size
         _check_resumable(ckpt, cfg, ckpt_path)
     cbs: list[Callback] = [CSVLogger(out / "log.csv", every=cfg.log_every)]
     if tensorboard:

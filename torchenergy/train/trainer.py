@@ -43,13 +43,20 @@ from torchenergy.train.callbacks import Callback
 from torchenergy.train.checkpoint import (
     CheckpointError,
     check_state_fits,
-    load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from torchenergy.train.distributed import backward_on_all_ranks, rank, rank_path
+from torchenergy.train.ddp import wrap_step
+from torchenergy.train.distributed import (
+    backward_on_all_ranks,
+    merge_rank_checkpoint,
+    rank,
+    rank_checkpoint,
+    rank_path,
+)
 from torchenergy.train.ema import EMA
+from torchenergy.train.fsdp import is_fsdp
 from torchenergy.train.outputs import loss_of, nonfinite_loss, scalar_logs
 
 __all__ = ["Trainer", "scalar_logs"]
@@ -74,9 +81,12 @@ class Trainer:
         state: named objects with ``state_dict``/``load_state_dict`` (a ``ReplayBuffer``...).
         config: JSON-like description of the run, stored in checkpoints (the CLI uses it).
         distributed: data-parallel training inside an initialised ``torch.distributed``
-            process group (see :mod:`torchenergy.train.distributed`): gradients and the loss
-            are averaged over ranks once per step, logging callbacks run on rank 0 only, a
-            ``DistributedSampler``'s epoch is set, and each rank checkpoints to its own file.
+            process group (see :mod:`torchenergy.train.distributed`): the step runs inside
+            ``DistributedDataParallel``, logging callbacks run on rank 0 only, a
+            ``DistributedSampler``'s epoch is set, rank 0 checkpoints the weights and every
+            rank its own sampler state.
+        ddp_options: keyword arguments for ``DistributedDataParallel`` (default
+            ``find_unused_parameters=True``; see :mod:`torchenergy.train.ddp`).
 
     Attributes:
         step: optimiser steps taken so far; epoch: completed passes over re-iterable data.
@@ -102,6 +112,7 @@ class Trainer:
         state: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
         distributed: bool = False,
+        ddp_options: Mapping[str, Any] | None = None,
     ) -> None:
         if distributed and not (
             torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -128,6 +139,11 @@ class Trainer:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
         self.distributed = bool(distributed)
+        # --- DDP (torchenergy.train.ddp): the whole step is one DistributedDataParallel call
+        fsdp = is_fsdp(model)  # FSDP2 shards reduce-scatter themselves: no DDP around them
+        self._ddp = (
+            wrap_step(model, step_fn, **(ddp_options or {})) if distributed and not fsdp else None
+        )
         self.callbacks = [cb for cb in callbacks if self.is_main or not cb.main_only]
         if isinstance(generators, torch.Generator):
             generators = {"generator": generators}
@@ -194,7 +210,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if self.distributed:
-            out, rank_loss = backward_on_all_ranks(self.step_fn, batch, params, self.step + 1)
+            out, rank_loss = backward_on_all_ranks(
+                self._ddp if self._ddp is not None else self.step_fn, batch, params, self.step + 1
+            )
         else:
             out = self.step_fn(batch)
             loss = loss_of(out)
@@ -455,13 +473,15 @@ class Trainer:
                 f"not saving: an exception hit the optimiser update of step {self.step + 1}, so "
                 "the weights are between two steps (the checkpoint on disk is the last boundary)"
             )
-        if self.distributed:
-            path = rank_path(path)
+        if self.distributed:  # rank 0: weights + its state; rank r: its own state only
+            return save_checkpoint(
+                rank_path(path), rank_checkpoint({**self.state_dict(), "extra": extra})
+            )
         return save_checkpoint(path, {**self.state_dict(), "extra": extra})
 
     def load(self, path: str | os.PathLike[str], *, restore_rng: bool = True) -> dict[str, Any]:
         """Resume from a checkpoint written by :meth:`save`; returns the raw checkpoint."""
-        ckpt = load_checkpoint(rank_path(path) if self.distributed else path)
+        ckpt = merge_rank_checkpoint(path)  # checks the world size, merges rank 0's weights
         self.load_state_dict(ckpt, restore_rng=restore_rng)
         return ckpt
 
