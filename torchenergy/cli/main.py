@@ -283,6 +283,10 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         tensorboard=args.tensorboard,
     )
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return 0  # one report per run: rank 0 speaks for the group
     if args.resume and result["trained"] == 0:
         print(f"{out} is already at step {result['step']} (steps={cfg.steps}); nothing to do")
         return 0
