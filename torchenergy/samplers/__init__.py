@@ -25,6 +25,7 @@ from torchenergy.samplers.base import (
     BlockKernel,
     DivergenceError,
     Kernel,
+    NonFiniteStartError,
     UncheckedKernel,
     unadjusted_info,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "Kernel",
     "Langevin",
     "Nesterov",
+    "NonFiniteStartError",
     "ParallelTempering",
     "PersistentNegatives",
     "PersistentStateNegatives",

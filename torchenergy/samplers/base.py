@@ -30,6 +30,7 @@ __all__ = [
     "BlockKernel",
     "DivergenceError",
     "Kernel",
+    "NonFiniteStartError",
     "UncheckedKernel",
     "unadjusted_info",
 ]
@@ -48,6 +49,14 @@ def unadjusted_info(diverged: Tensor) -> BaseInfo:
     """Info for a kernel without accept/reject: accepted unless it diverged. ``diverged`` (C,)."""
     ok = ~diverged
     return BaseInfo(ok.to(torch.get_default_dtype()), ok, diverged, diverged)
+
+
+class NonFiniteStartError(ValueError):
+    """Raised at ``init`` when the start ``x``, its energy or its gradient is not finite.
+
+    A ``ValueError`` (bad input to the sampler); training loops that start chains where the
+    model has just become non-finite catch it as a divergence of the model.
+    """
 
 
 class DivergenceError(RuntimeError):

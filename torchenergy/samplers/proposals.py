@@ -19,7 +19,7 @@ from torch import Tensor
 from torchenergy._checks import check_positive, check_tensor
 from torchenergy._ops import row_sum
 from torchenergy.energies import energy_and_grad
-from torchenergy.samplers.base import BaseInfo, unadjusted_info
+from torchenergy.samplers.base import BaseInfo, NonFiniteStartError, unadjusted_info
 from torchenergy.types import EnergyFn, Generator, StepSize
 
 __all__ = [
@@ -246,14 +246,14 @@ def check_finite_start(
     if energy is None:
         ok = _finite_rows(x)
         if not bool(ok.all()):
-            raise ValueError(
+            raise NonFiniteStartError(
                 f"{name} must be finite at the start: {int((~ok).sum())} of {x.shape[0]} chains "
                 f"hold NaN or inf ({_show_chains(~ok, x, name)})"
             )
         return
     ok = torch.isfinite(energy)
     if not bool(ok.all()):
-        raise ValueError(
+        raise NonFiniteStartError(
             f"the energy is not finite at the start {name}: {int((~ok).sum())} of {x.shape[0]} "
             f"chains have E({name}) NaN or inf ({_show_chains(~ok, energy, 'E')}); start the "
             "chains where the energy is finite"
@@ -261,7 +261,7 @@ def check_finite_start(
     if grad is not None:
         ok = _finite_rows(grad)
         if not bool(ok.all()):
-            raise ValueError(
+            raise NonFiniteStartError(
                 f"the energy's gradient is not finite at the start {name}: {int((~ok).sum())} of "
                 f"{x.shape[0]} chains ({_show_chains(~ok, grad, 'grad')}); start the chains where "
                 "the energy and its gradient are finite"

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torchenergy._checks import check_positive, check_positive_int, check_probability, check_tensor
 from torchenergy.losses import PersistentNegatives, contrastive_divergence
 from torchenergy.models import TrainingDivergedError
-from torchenergy.samplers import DivergenceError, Langevin, ReplayBuffer
+from torchenergy.samplers import DivergenceError, Langevin, NonFiniteStartError, ReplayBuffer
 from torchenergy.train.callbacks import Callback
 from torchenergy.train.trainer import Trainer
 
@@ -160,7 +160,7 @@ def fit_image_ebm(
         try:
             x_neg = make(x, generator=g)
             return contrastive_divergence(energy, x, x_neg, l2_reg=cfg.l2_reg)
-        except DivergenceError as exc:
+        except (DivergenceError, NonFiniteStartError) as exc:
             raise TrainingDivergedError(step, f"Langevin chains diverged ({exc})") from None
         except FloatingPointError as exc:  # NonFiniteEnergyError from the loss
             raise TrainingDivergedError(step, str(exc).split(";")[0]) from None

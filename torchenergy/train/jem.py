@@ -23,7 +23,13 @@ from torch import Tensor
 
 from torchenergy._checks import check_tensor
 from torchenergy.models import JEM, JEMConfig, JEMOutput, TrainingDivergedError, jem_loss
-from torchenergy.samplers import DivergenceError, Langevin, ReplayBuffer, run_chain
+from torchenergy.samplers import (
+    DivergenceError,
+    Langevin,
+    NonFiniteStartError,
+    ReplayBuffer,
+    run_chain,
+)
 from torchenergy.train.callbacks import Callback
 from torchenergy.train.trainer import Trainer
 
@@ -144,7 +150,7 @@ def fit_jem(
             idx, x0 = buffer.sample(n_neg, generator=g)
             try:
                 x_neg = run_chain(sampler, x0.to(x.dtype), cfg.sgld_steps, generator=g).x
-            except DivergenceError as exc:
+            except (DivergenceError, NonFiniteStartError) as exc:
                 raise TrainingDivergedError(step, f"SGLD chains diverged ({exc})") from None
             buffer.update(idx, x_neg)
         out = jem_loss(jem, x, y, x_neg, gen_weight=cfg.gen_weight, l2_reg=cfg.l2_reg)
