@@ -230,7 +230,7 @@ def _show_chains(bad: Tensor, values: Tensor, label: str) -> str:
 def check_finite_start(
     x: Tensor, energy: Tensor | None = None, grad: Tensor | None = None, *, name: str = "x"
 ) -> None:
-    """Refuse a non-finite start: raise ``ValueError`` naming the chains of ``x`` (C, *D) that
+    """Refuse a non-finite start: raise :class:`NonFiniteStartError` (a ``ValueError``) naming the chains of ``x`` (C, *D) that
     hold NaN or inf, or at which ``energy`` (C,) or ``grad`` (C, *D) is not finite.
 
     One reduction and one host read per tensor, at ``init`` only (a chain must start where the
@@ -241,7 +241,7 @@ def check_finite_start(
         >>> check_finite_start(torch.tensor([[0.0, float("nan")]]))
         Traceback (most recent call last):
         ...
-        ValueError: x must be finite at the start: 1 of 1 chains hold NaN or inf (x[0] = [0.0, nan])
+        torchenergy.samplers.base.NonFiniteStartError: x must be finite at the start: 1 of 1 chains hold NaN or inf (x[0] = [0.0, nan])
     """
     if energy is None:
         ok = _finite_rows(x)
