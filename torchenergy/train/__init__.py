@@ -33,6 +33,7 @@ from torchenergy.train.ema import EMA
 from torchenergy.train.image_ebm import ImageEBMConfig, ImageEBMResult, fit_image_ebm
 from torchenergy.train.jem import JEMResult, fit_jem
 from torchenergy.train.outputs import scalar_logs
+from torchenergy.train.scheduling import Scheduled
 from torchenergy.train.trainer import Trainer
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "JEMResult",
     "LambdaCallback",
     "ProgressBar",
+    "Scheduled",
     "TensorBoardLogger",
     "Trainer",
     "TrainerView",
