@@ -232,6 +232,8 @@ def _spawn(tmp_path, phase):
     return [torch.load(tmp_path / f"{phase}{r}.pt", weights_only=True) for r in range(2)]
 
 
+@pytest.mark.slow  # 30-70 s of spawns; once (1 run in 5 clean CI runs) a rank aborted at exit
+# ("terminate called without an active exception", SIGABRT in gloo's teardown) after its work
 def test_two_ranks_match_one_process_fail_together_and_resume_after_kill(tmp_path):
     """Three spawns in one test (spawning costs seconds per process on a loaded box)."""
     outs = _spawn(tmp_path, "match")
