@@ -26,10 +26,12 @@ def quad(x):
 
 
 def reference(sampler, x0, n, generator, trace=False):
-    """``step`` only, with the driver's bookkeeping written out: final x, trace, first step."""
-    state = sampler.init(x0)
-    first = torch.full((x0.shape[0],), n, dtype=torch.long)
-    held = torch.zeros(x0.shape[0], dtype=F64)
+    """``step`` only, with the driver's bookkeeping written out: final x, trace, first step.
+    ``x0`` is a start (C, *D) or a State to continue from (as ``run_chain`` takes)."""
+    state = sampler.init(x0) if isinstance(x0, torch.Tensor) else x0
+    c = state.x.shape[0]
+    first = torch.full((c,), n, dtype=torch.long)
+    held = torch.zeros(c, dtype=F64)
     xs = []
     for t in range(n):
         state, info = sampler.step(state, generator=generator)
@@ -283,7 +285,8 @@ def test_gradient_only_blocks_equal_stepping_with_traces(dtype):
 def test_gradient_only_blocks_replay_on_a_guard_and_hold_an_infinite_start():
     """float64 chains far out: the guard (4 λ_max Σ‖x − μ‖²) overflows while every energy is
     finite, so the block is replayed and nothing diverges; a chain started where its energy is
-    already infinite is refused at ``init`` with a ValueError naming it."""
+    already infinite is refused at ``init`` with a ValueError naming it, and a run continued
+    from a State with such a chain holds and reports it, as stepping does."""
     from torchenergy.energies import GaussianEnergy
 
     target = GaussianEnergy(torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64))
@@ -298,6 +301,21 @@ def test_gradient_only_blocks_replay_on_a_guard_and_hold_an_infinite_start():
         ValueError, match=r"not finite at the start x: 1 of 8 chains .*E\[2\] = inf"
     ):
         _run_both(s, x0, 40, seed=3)
+    # a run continued from a State in which one chain is already at E = inf (init is not
+    # called): every proposal of that chain is held and reported, by blocks as by stepping
+    # (a guard that missed the infinite energy would let the block path move the chain)
+    state = s.init(torch.where(torch.arange(8)[:, None] == 2, 0.0, x0))
+    x_bad = state.x.clone()
+    x_bad[2] = 1e155
+    e_bad = state.energy.clone()
+    e_bad[2] = float("inf")
+    g_bad = state.grad.clone()
+    g_bad[2] = x_bad[2]
+    start = type(state)(x_bad, e_bad, g_bad)
+    with pytest.warns(RuntimeWarning, match="1 of 8 chains diverged"):
+        res, ref = _run_both(s, start, 40, seed=3)
+    _assert_same(res, ref, 40)
+    assert res.diverged.tolist() == [False, False, True] + [False] * 5
 
 
 def test_gradient_only_blocks_on_a_harmonic_energy_with_an_event_shape():
