@@ -162,6 +162,45 @@ def test_langevin_gradient_only_block_equals_unchecked_steps(name):
         assert torch.equal(x_k, xs[i].x) and torch.equal(e_k, xs[i].energy)
 
 
+class _CheckedOnly:
+    """An energy exposing only the checked closed form: Langevin's step takes its exact path."""
+
+    def __init__(self, energy):
+        self.energy = energy
+
+    def __call__(self, x):
+        return self.energy(x)
+
+    def energy_and_grad(self, x):
+        return self.energy.energy_and_grad(x)
+
+
+@pytest.mark.parametrize("name", UNCHECKED)
+def test_langevin_step_fast_path_equals_checked_path(name):
+    # 4096 chains: the grouped CPU layout, where one chain's overflow spreads NaN to the chains
+    # grouped with it in the unchecked evaluation; the step must still hold only that chain
+    energy = ENERGIES[name]
+    fast, ref = Langevin(energy, 0.05), Langevin(_CheckedOnly(energy), 0.05)
+    assert fast._energy_unchecked is not None and ref._energy_unchecked is None
+    x0 = torch.randn(4096, 3, dtype=DT, generator=torch.Generator().manual_seed(7))
+    s_fast = s_ref = fast.init(x0)
+    g_fast, g_ref = torch.Generator().manual_seed(8), torch.Generator().manual_seed(8)
+    for t in range(6):
+        if t == 3:  # chain 5's next proposal overflows (E = inf); its own state stays finite
+            grad = s_fast.grad.clone()
+            grad[5] = 1e306
+            s_fast = s_ref = s_fast._replace(grad=grad)
+        s_fast, i_fast = fast.step(s_fast, generator=g_fast)
+        s_ref, i_ref = ref.step(s_ref, generator=g_ref)
+        for a, b in zip(s_fast, s_ref):
+            assert torch.equal(a, b)
+        for a, b in zip(i_fast, i_ref):
+            assert torch.equal(a, b)
+        held = i_ref.diverged.nonzero().flatten().tolist()
+        assert held == ([5] if t >= 3 else [])  # a held chain keeps its huge gradient
+    assert torch.equal(g_fast.get_state(), g_ref.get_state())
+
+
 @dataclasses.dataclass(frozen=True)
 class _ReferenceOnly:
     """A kernel seen without its fast path: only ``init`` and ``step``."""

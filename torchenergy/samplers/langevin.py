@@ -25,11 +25,13 @@ from torchenergy.samplers.base import BaseInfo
 from torchenergy.samplers.driver import Sampler
 from torchenergy.samplers.proposals import (
     GradState,
+    all_finite_eager,
     check_langevin_config,
     hold_nonfinite,
     init_grad_state,
     langevin_move,
     langevin_proposal,
+    moved_info,
 )
 from torchenergy.types import EnergyFn, Generator, StepSize
 
@@ -91,6 +93,14 @@ class Langevin(Sampler):
     def step(self, state: GradState, *, generator: Generator = None) -> tuple[GradState, BaseInfo]:
         """One ULA move; one energy-and-gradient evaluation."""
         x_new = self._propose(state, generator)
+        fast = self._energy_unchecked
+        if fast is not None:
+            # the unchecked closed form equals the checked one bit for bit when all of it is
+            # finite (UncheckedEnergy's invariant), so one all-finite test replaces both the
+            # energy's check and the per-chain hold; otherwise the exact path below decides
+            energy, grad = _detached(*fast(x_new))
+            if all_finite_eager(energy, grad):
+                return GradState(x_new, energy, grad), moved_info(energy)
         energy, grad = self._eval(x_new)  # checked: per chain, exact
         return hold_nonfinite(state, GradState(x_new, energy, grad))
 

@@ -25,6 +25,7 @@ from torchenergy.types import EnergyFn, Generator, StepSize
 __all__ = [
     "GradState",
     "accept_select",
+    "all_finite_eager",
     "chain_view",
     "check_clamp",
     "check_energy_fn",
@@ -41,6 +42,7 @@ __all__ = [
     "init_grad_state",
     "langevin_move",
     "langevin_proposal",
+    "moved_info",
     "select_state",
     "sqrt_of",
     "where_chains",
@@ -287,16 +289,40 @@ def accept_select(mh: Any, new: Any, old: Any) -> tuple[Any, BaseInfo]:
     )
 
 
+def all_finite_eager(energy: Tensor, grad: Tensor) -> bool:
+    """True when every entry of ``energy`` (C,) and ``grad`` (C, *D) is finite, by one host
+    read of a 0-dim sum, on CPU outside tracing; False otherwise (also when the sum of finite
+    entries overflows, or on other devices and in compiled steps, which always select).
+
+    The fast test of the unadjusted kernels: True lets a step skip the per-chain check and the
+    select (which would return the new state bit for bit); False sends it to them.
+    """
+    if energy.device.type != "cpu" or torch.compiler.is_compiling():
+        return False
+    return math.isfinite(energy.sum().add_(grad.sum()).item())
+
+
+def moved_info(energy: Tensor) -> BaseInfo:
+    """:func:`unadjusted_info` for a step in which every chain of ``energy`` (C,) moved."""
+    c, dev = energy.shape[0], energy.device
+    held = torch.zeros(c, dtype=torch.bool, device=dev)
+    return BaseInfo(
+        torch.ones(c, dtype=torch.get_default_dtype(), device=dev),
+        torch.ones(c, dtype=torch.bool, device=dev),
+        held,
+        held,
+    )
+
+
 def hold_nonfinite(state: GradState, new: GradState) -> tuple[GradState, BaseInfo]:
     """Take ``new`` for the chains whose energy and gradient are finite; the others keep
     ``state`` and are flagged ``diverged`` (used by every unadjusted kernel)."""
-    ok = finite_chains(new.energy, new.grad)  # a non-finite x gives a non-finite E or ∇E
-    if ok.device.type == "cpu" and not torch.compiler.is_compiling() and bool(ok.all()):
+    if all_finite_eager(new.energy, new.grad):
         # every chain moves: the select would return ``new`` bit for bit, so skip its kernels
         # (one host read, which on CPU is no device sync; traced/compiled steps and other
         # devices always select, keeping the step free of data-dependent branches there)
-        held = ~ok
-        return new, BaseInfo(ok.to(torch.get_default_dtype()), ok, held, held)
+        return new, moved_info(new.energy)
+    ok = finite_chains(new.energy, new.grad)  # a non-finite x gives a non-finite E or ∇E
     return select_state(ok, new, state), unadjusted_info(~ok)
 
 
